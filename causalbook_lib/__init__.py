@@ -1,0 +1,25 @@
+"""causalbook_lib: the shared library of *causalbook*, an executable book on causality for deep learning.
+
+Chapters import it as ``import causalbook_lib as cb`` and print ``cb.__version__`` first.
+"""
+__version__ = "0.1.0"
+
+from . import (  # noqa: E402
+    attribution,
+    claims,
+    datasets,
+    generative,
+    graphs,
+    infoflow,
+    interventions,
+    plotting,
+    recurrent,
+    regressors,
+    scm,
+    utils,
+)
+
+__all__ = [
+    "__version__", "attribution", "claims", "datasets", "generative", "graphs", "infoflow",
+    "interventions", "plotting", "recurrent", "regressors", "scm", "utils",
+]

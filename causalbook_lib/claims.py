@@ -1,0 +1,268 @@
+"""The reproduction ledger: every claim of a source paper that the book checks.
+
+The ledger is one YAML file, ``causalbook_lib/claims.yml``. Each entry names a claim (an ``id``),
+where it comes from (``citation`` and ``where``), what it says (``statement``), the paper's value
+(``paper``: a number, a list, or a qualitative sentence), the ``criterion`` our measured value must
+meet, the ``chapter`` (a notebook stem such as ``01-structural-causal-models``) and a ``status``:
+
+* ``reproduces``: our value agrees with the paper within the stated criterion;
+* ``differs``: the paper's value or statement does not hold here, and ``explanation`` says why
+  (the criterion then states what we do measure, for example that the failure is reproduced);
+* ``beyond``: a check the paper does not make (a ground truth, an exact value, a new experiment).
+
+A notebook calls :func:`check` with a claim id and the value it measured. The call shows the
+paper's value, ours and the criterion side by side, writes the result to
+``results/claims/<id>.json`` and raises :class:`AssertionError` when the criterion fails.
+
+Criteria (``criterion:`` mappings in the ledger):
+
+=====================  ==============================================================
+``op: close``          ``|ours - target| <= atol + rtol*|target|`` elementwise, where
+                       ``target`` defaults to the paper's value
+``op: ">="`` etc.      ``ours >= threshold`` (also ``>``, ``<=``, ``<``), elementwise
+``op: between``        ``low <= ours <= high`` elementwise
+``op: equals``         ``ours == target`` (booleans, integers, strings, lists of them)
+=====================  ==============================================================
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+__all__ = ["LEDGER_PATH", "load_ledger", "get", "check", "describe_criterion", "results_dir",
+           "load_results", "STATUSES"]
+
+LEDGER_PATH = Path(__file__).with_name("claims.yml")
+STATUSES = ("reproduces", "differs", "beyond")
+_REQUIRED = ("id", "citation", "where", "statement", "paper", "criterion", "chapter", "status")
+_COMPARISONS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
+
+
+def _validate_entry(entry: dict, index: int) -> None:
+    if not isinstance(entry, dict):
+        raise ValueError(f"ledger entry #{index} must be a mapping, got {type(entry).__name__}")
+    missing = [k for k in _REQUIRED if k not in entry]
+    if missing:
+        raise ValueError(f"ledger entry {entry.get('id', f'#{index}')!r} lacks the key(s) {missing}")
+    if entry["status"] not in STATUSES:
+        raise ValueError(f"ledger entry {entry['id']!r}: status must be one of {STATUSES}, got {entry['status']!r}")
+    if entry["status"] == "differs" and not entry.get("explanation"):
+        raise ValueError(f"ledger entry {entry['id']!r}: a 'differs' claim needs an 'explanation'")
+    crit = entry["criterion"]
+    if not isinstance(crit, dict) or "op" not in crit:
+        raise ValueError(f"ledger entry {entry['id']!r}: criterion must be a mapping with an 'op'")
+    op = crit["op"]
+    if op == "close":
+        if "atol" not in crit and "rtol" not in crit:
+            raise ValueError(f"ledger entry {entry['id']!r}: 'close' needs atol and/or rtol")
+        target = crit.get("target", entry["paper"])
+        try:
+            np.asarray(target, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"ledger entry {entry['id']!r}: 'close' needs a numeric target "
+                             f"(the paper value or 'target'), got {target!r}") from exc
+    elif op in _COMPARISONS:
+        if "threshold" not in crit:
+            raise ValueError(f"ledger entry {entry['id']!r}: {op!r} needs a 'threshold'")
+    elif op == "between":
+        if "low" not in crit or "high" not in crit or not crit["low"] <= crit["high"]:
+            raise ValueError(f"ledger entry {entry['id']!r}: 'between' needs low <= high")
+    elif op == "equals":
+        if "target" not in crit:
+            raise ValueError(f"ledger entry {entry['id']!r}: 'equals' needs a 'target'")
+    else:
+        raise ValueError(f"ledger entry {entry['id']!r}: unknown criterion op {op!r}; expected close, "
+                         f">=, >, <=, <, between or equals")
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float) -> dict[str, dict]:
+    with open(path, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh) or {}
+    entries = doc.get("claims") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"{path} must hold a mapping with a 'claims' list")
+    out: dict[str, dict] = {}
+    for i, entry in enumerate(entries):
+        _validate_entry(entry, i)
+        if entry["id"] in out:
+            raise ValueError(f"ledger id {entry['id']!r} appears twice in {path}")
+        out[entry["id"]] = entry
+    return out
+
+
+def load_ledger(path: str | os.PathLike | None = None) -> dict[str, dict]:
+    """Read and validate the ledger; return its entries keyed by id (in file order)."""
+    p = Path(path) if path is not None else LEDGER_PATH
+    if not p.exists():
+        raise ValueError(f"no ledger at {p}")
+    return dict(_load(str(p), p.stat().st_mtime))
+
+
+def get(claim_id: str) -> dict:
+    """Return the ledger entry ``claim_id``; raise ``ValueError`` if there is none."""
+    ledger = load_ledger()
+    if claim_id not in ledger:
+        raise ValueError(f"unknown claim id {claim_id!r}: add it to {LEDGER_PATH.name} first")
+    return ledger[claim_id]
+
+
+def results_dir() -> Path:
+    """Where measured values are written: ``$CAUSALBOOK_RESULTS`` or ``<repo>/results/claims``."""
+    env = os.environ.get("CAUSALBOOK_RESULTS")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "_config.yml").exists():
+        return repo / "results" / "claims"
+    return Path.cwd() / "results" / "claims"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if v == 0 or 1e-3 <= abs(v) < 1e5:
+            return f"{v:.6g}"
+        return f"{v:.4e}"
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(_fmt(x) for x in list(np.asarray(v, dtype=object).ravel())) + "]"
+    return str(v)
+
+
+def describe_criterion(entry: dict) -> str:
+    """A one-line human reading of a ledger entry's criterion."""
+    c = entry["criterion"]
+    op = c["op"]
+    if op == "close":
+        target = c.get("target", entry["paper"])
+        parts = []
+        if c.get("atol"):
+            parts.append(f"{_fmt(c['atol'])}")
+        if c.get("rtol"):
+            parts.append(f"{_fmt(c['rtol'])}·|target|")
+        return f"|ours − {_fmt(target)}| ≤ " + " + ".join(parts or ["0"])
+    if op in _COMPARISONS:
+        return f"ours {op} {_fmt(c['threshold'])}"
+    if op == "between":
+        return f"{_fmt(c['low'])} ≤ ours ≤ {_fmt(c['high'])}"
+    return f"ours = {_fmt(c['target'])}"
+
+
+def _to_jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _to_jsonable(x) for k, x in v.items()}
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    if isinstance(v, np.ndarray):
+        return _to_jsonable(v.tolist())
+    if isinstance(v, (list, tuple)):
+        return [_to_jsonable(x) for x in v]
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        v = float(v)
+        return v if math.isfinite(v) else str(v)
+    return v
+
+
+def _evaluate(entry: dict, value: Any) -> bool:
+    c = entry["criterion"]
+    op = c["op"]
+    if op == "equals":
+        return _to_jsonable(value) == _to_jsonable(c["target"])
+    try:
+        ours = np.asarray(_to_jsonable(value), dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"claim {entry['id']!r} needs a numeric value, got {value!r}") from exc
+    if not np.all(np.isfinite(ours)):
+        return False
+    if op == "close":
+        target = np.asarray(c.get("target", entry["paper"]), dtype=float)
+        if ours.shape != target.shape:
+            raise ValueError(f"claim {entry['id']!r}: value has shape {ours.shape}, expected {target.shape}")
+        tol = float(c.get("atol", 0.0)) + float(c.get("rtol", 0.0)) * np.abs(target)
+        return bool(np.all(np.abs(ours - target) <= tol))
+    if op in _COMPARISONS:
+        return bool(np.all(_COMPARISONS[op](ours, float(c["threshold"]))))
+    return bool(np.all((ours >= float(c["low"])) & (ours <= float(c["high"]))))
+
+
+def _show(row: dict) -> None:
+    try:
+        import pandas as pd
+        from IPython import get_ipython
+        from IPython.display import display
+        if get_ipython() is not None:
+            display(pd.DataFrame([row]).set_index("claim"))
+            return
+    except ImportError:  # pragma: no cover - pandas and IPython are dependencies
+        pass
+    print("  ".join(f"{k}: {v}" for k, v in row.items()))
+
+
+def check(claim_id: str, value: Any, *, details: dict | None = None, show: bool = True) -> dict:
+    """Check a measured value against the ledger entry ``claim_id``.
+
+    Shows paper / ours / criterion as a one-row table, writes ``results/claims/<id>.json`` with
+    the keys ``id``, ``value``, ``paper``, ``criterion``, ``status``, ``chapter``, ``passed``
+    (and ``details`` when given) and returns that record.
+
+    Raises:
+        ValueError: the id is not in the ledger, or the value has the wrong type or shape.
+        AssertionError: the value does not meet the criterion. The record is written first,
+            so the reproduction-status page shows the failure.
+    """
+    entry = get(claim_id)
+    passed = _evaluate(entry, value)
+    record = {
+        "id": claim_id,
+        "value": _to_jsonable(value),
+        "paper": _to_jsonable(entry["paper"]),
+        "criterion": describe_criterion(entry),
+        "status": entry["status"],
+        "chapter": entry["chapter"],
+        "passed": passed,
+        "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if details is not None:
+        record["details"] = _to_jsonable(details)
+    out = results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{claim_id}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    if show:
+        _show({"claim": claim_id, "paper": _fmt(entry["paper"]), "ours": _fmt(record["value"]),
+               "criterion": record["criterion"], "status": entry["status"],
+               "check": "pass" if passed else "FAIL"})
+    if not passed:
+        raise AssertionError(f"claim {claim_id!r} failed: ours = {_fmt(record['value'])}, "
+                             f"criterion {record['criterion']} (paper: {_fmt(entry['paper'])})")
+    return record
+
+
+def load_results(directory: str | os.PathLike | None = None) -> dict[str, dict]:
+    """Read every ``<id>.json`` written by :func:`check`, keyed by claim id."""
+    d = Path(directory) if directory is not None else results_dir()
+    out = {}
+    if d.exists():
+        for f in sorted(d.glob("*.json")):
+            try:
+                rec = json.loads(f.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and "id" in rec:
+                out[rec["id"]] = rec
+    return out

@@ -1,0 +1,85 @@
+"""Helpers to find, convert and execute the book's MyST notebooks.
+
+Used by the test suite (nbval runs over the converted notebooks) and from the command line::
+
+    python -m tests.notebooks run notebooks/03-gradients-and-ig.md   # execute one, print timings
+    python -m tests.notebooks convert DEST                             # write every .ipynb to DEST
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+#: The per-chapter budget is 180 s on 2 cores; tests fail a chapter at 1.5 times that.
+BUDGET_SECONDS = 180.0
+LIMIT_SECONDS = 1.5 * BUDGET_SECONDS
+
+
+def chapter_sources() -> list[Path]:
+    """Every chapter notebook (``notebooks/NN-*.md``), in book order."""
+    return sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]-*.md"))
+
+
+def convert(src: Path, dest_dir: Path) -> Path:
+    """Convert one MyST notebook to ``dest_dir/<stem>.ipynb`` and return the new path."""
+    nb = jupytext.read(src)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    out = dest_dir / f"{src.stem}.ipynb"
+    nbformat.write(nb, out)
+    return out
+
+
+def execute(src: Path, out_dir: Path | None = None) -> float:
+    """Execute one MyST notebook in ``notebooks/`` as cwd; return seconds; raise on a failing cell."""
+    from nbclient import NotebookClient
+
+    nb = jupytext.read(src)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(src.parent)}})
+    start = time.perf_counter()
+    try:
+        client.execute()
+    finally:
+        seconds = time.perf_counter() - start
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, out_dir / f"{src.stem}.ipynb")
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="execute notebooks and print their durations")
+    run.add_argument("paths", nargs="*", type=Path)
+    conv = sub.add_parser("convert", help="convert every chapter to .ipynb in DEST")
+    conv.add_argument("dest", type=Path)
+    args = parser.parse_args(argv)
+    if args.cmd == "convert":
+        for src in chapter_sources():
+            print(convert(src, args.dest))
+        return 0
+    failed = 0
+    for src in args.paths or chapter_sources():
+        try:
+            seconds = execute(src.resolve(), ROOT / "_build" / "executed")
+            flag = "" if seconds <= LIMIT_SECONDS else f"  OVER the {LIMIT_SECONDS:.0f} s limit"
+            print(f"{src.name}: {seconds:.1f} s{flag}", flush=True)
+            failed += seconds > LIMIT_SECONDS
+        except Exception as exc:  # report and go on to the next notebook
+            failed += 1
+            print(f"{src.name}: FAILED\n{exc}", flush=True)
+    print(f"executed output in {ROOT / '_build' / 'executed'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
