@@ -6,20 +6,23 @@ __version__ = "0.1.0"
 
 from . import (  # noqa: E402
     attribution,
+    causalgen,
     claims,
     datasets,
     generative,
     graphs,
     infoflow,
     interventions,
+    invariance,
     plotting,
     recurrent,
     regressors,
+    robustness,
     scm,
     utils,
 )
 
 __all__ = [
-    "__version__", "attribution", "claims", "datasets", "generative", "graphs", "infoflow",
-    "interventions", "plotting", "recurrent", "regressors", "scm", "utils",
+    "__version__", "attribution", "causalgen", "claims", "datasets", "generative", "graphs", "infoflow",
+    "interventions", "invariance", "plotting", "recurrent", "regressors", "robustness", "scm", "utils",
 ]
