@@ -1,0 +1,62 @@
+# causalbook: `make book` builds the executed HTML book, `make test` runs every test.
+# Both create the virtualenv (.venv) and vendor MathJax when they are missing.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+JB     := $(VENV)/bin/jupyter-book
+STAMP  := $(VENV)/.installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX := _static/mathjax/tex-chtml.js
+
+.PHONY: venv mathjax book test unit notebooks build browser chapter bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[book,test]'
+	touch $@
+
+# MathJax 3 is served from a local copy (no CDN): fetched once from the npm registry.
+mathjax: $(MATHJAX)
+
+$(MATHJAX):
+	rm -rf _build/mathjax && mkdir -p _build/mathjax _static
+	cd _build/mathjax && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-$(MATHJAX_VERSION).tgz
+	rm -rf _static/mathjax && cp -r _build/mathjax/package/es5 _static/mathjax
+	test -f $@
+
+book: venv mathjax
+	$(JB) build . --nitpick --keep-going
+	@echo "The book is in _build/html/index.html"
+
+# Everything CI runs, in order: unit tests, nbval over every chapter, a clean book build with
+# -n -W --keep-going, and a real-browser check of the built pages.
+test: venv mathjax unit notebooks build browser
+
+unit: venv
+	$(PY) -m pytest tests/unit -q
+
+notebooks: venv
+	rm -rf _build/nbval && $(PY) -m tests.notebooks convert _build/nbval >/dev/null
+	$(PY) -m pytest -p tests.nbval_timing --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
+		-o testpaths= -q _build/nbval
+
+build: venv mathjax
+	rm -rf _build/html _build/.doctrees _build/jupyter_execute _build/.jupyter_cache results/claims
+	$(PY) -m pytest tests/build/test_book.py -q
+
+browser: venv
+	$(PY) -m pytest tests/build/test_browser.py -q
+
+# Build a mini-book with one chapter (plus the bibliography) and print its warnings:
+#   make chapter NB=03-gradients-and-ig
+chapter: venv mathjax
+	$(PY) -m tests.build.mini_book $(NB)
+
+bench: venv
+	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf _build results _static/mathjax

@@ -1,0 +1,138 @@
+"""Sphinx extension of causalbook: the reproduction-status table.
+
+The ``{claims-table}`` directive leaves a placeholder. When Sphinx resolves the page (after every
+notebook has been executed and has written ``results/claims/<id>.json``), the placeholder becomes
+one table per chapter with, for every ledger claim, the paper's value, our value from this build,
+the criterion, the status and whether the check passed. The page is rebuilt on every build.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from docutils import nodes
+from sphinx.util.docutils import SphinxDirective
+
+#: Pages that hold a claims table; they are re-written on every build, since their content comes
+#: from the notebooks executed in the same build.
+STATUS_PAGE_DOCS: set[str] = {"book/reproduction-status"}
+
+
+class claims_table(nodes.General, nodes.Element):
+    """Placeholder replaced by the table in ``doctree-resolved``."""
+
+
+class ClaimsTableDirective(SphinxDirective):
+    has_content = False
+
+    def run(self):
+        STATUS_PAGE_DOCS.add(self.env.docname)
+        return [claims_table("")]
+
+
+def _row(cells):
+    row = nodes.row()
+    for cell in cells:
+        entry = nodes.entry()
+        if isinstance(cell, nodes.Node):
+            entry += cell
+        else:
+            entry += nodes.paragraph(text=str(cell))
+        row += entry
+    return row
+
+
+def _table(headers, rows, widths):
+    table = nodes.table(classes=["claims-table"])
+    group = nodes.tgroup(cols=len(headers))
+    table += group
+    for w in widths:
+        group += nodes.colspec(colwidth=w)
+    head = nodes.thead()
+    head += _row(headers)
+    group += head
+    body = nodes.tbody()
+    for r in rows:
+        body += r
+    group += body
+    return table
+
+
+def _chapter_link(app, fromdocname, chapter):
+    docname = f"notebooks/{chapter}"
+    para = nodes.paragraph()
+    if docname in app.env.all_docs:
+        title = app.env.titles.get(docname)
+        text = title.astext() if title is not None else chapter
+        ref = nodes.reference("", "", internal=True,
+                              refuri=app.builder.get_relative_uri(fromdocname, docname))
+        ref += nodes.Text(text)
+        para += ref
+    else:
+        para += nodes.Text(f"{chapter} (chapter missing)")
+    return para, docname
+
+
+def _resolve(app, doctree, fromdocname):
+    placeholders = list(doctree.findall(claims_table))
+    if not placeholders:
+        return
+    from causalbook_lib import claims as cbclaims
+
+    ledger = cbclaims.load_ledger()
+    results = cbclaims.load_results()
+    fmt = cbclaims._fmt
+    by_chapter: dict[str, list[dict]] = {}
+    for entry in ledger.values():
+        by_chapter.setdefault(entry["chapter"], []).append(entry)
+
+    counts = Counter(e["status"] for e in ledger.values())
+    checks = Counter("not run" if k not in results else ("pass" if results[k]["passed"] else "FAIL")
+                     for k in ledger)
+    content = []
+    summary = nodes.paragraph()
+    summary += nodes.Text(
+        f"{len(ledger)} claims: {counts['reproduces']} reproduce, {counts['differs']} differ, "
+        f"{counts['beyond']} go beyond the papers. In this build {checks['pass']} checks passed, "
+        f"{checks['FAIL']} failed and {checks['not run']} were not run.")
+    content.append(summary)
+
+    headers = ["Claim", "Source", "Statement", "Paper", "Ours (this build)", "Criterion", "Status", "Check"]
+    for chapter in sorted(by_chapter):
+        link, _ = _chapter_link(app, fromdocname, chapter)
+        section_title = nodes.rubric()
+        section_title += link.children[0].deepcopy() if link.children else nodes.Text(chapter)
+        content.append(section_title)
+        rows = []
+        for e in by_chapter[chapter]:
+            res = results.get(e["id"])
+            ours = fmt(res["value"]) if res else "not run"
+            check = "not run" if res is None else ("pass" if res["passed"] else "FAIL")
+            statement = e["statement"]
+            if e.get("explanation"):
+                statement = f"{statement} Note: {e['explanation']}"
+            rows.append(_row([
+                nodes.paragraph("", "", nodes.literal(text=e["id"])),
+                f"{e['citation']}, {e['where']}",
+                statement,
+                fmt(e["paper"]),
+                ours,
+                cbclaims.describe_criterion(e),
+                e["status"],
+                check,
+            ]))
+        content.append(_table(headers, rows, [14, 10, 34, 10, 10, 12, 6, 5]))
+    for ph in placeholders:
+        ph.replace_self(content)
+
+
+def _always_rebuild(app, env, added, changed, removed):
+    return sorted(d for d in STATUS_PAGE_DOCS if d in env.all_docs)
+
+
+def setup(app):
+    app.add_node(claims_table)
+    app.add_directive("claims-table", ClaimsTableDirective)
+    app.connect("doctree-resolved", _resolve)
+    app.connect("env-get-outdated", _always_rebuild)
+    app.add_css_file("causalbook.css")
+    return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,91 @@
+"""Unit tests of the claims machinery (cb.claims) on a temporary ledger."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from causalbook_lib import claims
+
+
+def _ledger(tmp_path, entries):
+    p = tmp_path / "claims.yml"
+    p.write_text(yaml.safe_dump({"claims": entries}))
+    return p
+
+
+BASE = dict(citation="chattopadhyay2019", where="Sec. 2", statement="s", chapter="03-x", status="reproduces")
+
+
+@pytest.fixture
+def ledger(tmp_path, monkeypatch):
+    entries = [
+        dict(BASE, id="a", paper=[3.4985, 7.4985], criterion={"op": "close", "atol": 5e-5}),
+        dict(BASE, id="b", paper="at least 0.6 nats", criterion={"op": ">=", "threshold": 0.6}),
+        dict(BASE, id="c", paper=True, criterion={"op": "equals", "target": True}),
+        dict(BASE, id="d", paper="within [-1, 1]", status="differs", explanation="softmax",
+             criterion={"op": "between", "low": 1.0, "high": 100.0}),
+        dict(BASE, id="e", paper=2.0, status="beyond", criterion={"op": "close", "rtol": 0.1, "target": 1.0}),
+    ]
+    path = _ledger(tmp_path, entries)
+    monkeypatch.setattr(claims, "LEDGER_PATH", path)
+    monkeypatch.setenv("CAUSALBOOK_RESULTS", str(tmp_path / "results"))
+    return tmp_path
+
+
+def test_check_passes_and_writes_the_record(ledger):
+    rec = claims.check("a", np.array([3.49851, 7.49849]), show=False)
+    assert rec["passed"] is True
+    saved = json.loads((ledger / "results" / "a.json").read_text())
+    assert {"id", "value", "paper", "passed"} <= set(saved)
+    assert saved["value"] == pytest.approx([3.49851, 7.49849])
+
+
+def test_check_fails_loudly_but_records_the_failure(ledger):
+    with pytest.raises(AssertionError, match="claim 'a' failed"):
+        claims.check("a", [3.5, 7.5], show=False)
+    assert json.loads((ledger / "results" / "a.json").read_text())["passed"] is False
+
+
+@pytest.mark.parametrize("cid,good,bad", [("b", 0.63, 0.59), ("c", True, False), ("d", 5.3, 0.5),
+                                           ("e", 1.05, 1.2)])
+def test_each_criterion(ledger, cid, good, bad):
+    assert claims.check(cid, good, show=False)["passed"]
+    with pytest.raises(AssertionError):
+        claims.check(cid, bad, show=False)
+
+
+def test_nan_never_passes(ledger):
+    with pytest.raises(AssertionError):
+        claims.check("b", float("nan"), show=False)
+
+
+def test_unknown_id_and_wrong_shape_are_value_errors(ledger):
+    with pytest.raises(ValueError, match="unknown claim id"):
+        claims.check("zzz", 1.0, show=False)
+    with pytest.raises(ValueError, match="shape"):
+        claims.check("a", [1.0], show=False)
+
+
+@pytest.mark.parametrize("bad,msg", [
+    (dict(BASE, id="x", paper=1.0, criterion={"op": "close"}), "atol"),
+    (dict(BASE, id="x", paper=1.0, criterion={"op": "~"}), "unknown criterion"),
+    (dict(BASE, id="x", paper=1.0, criterion={"op": ">="}), "threshold"),
+    (dict(BASE, id="x", paper=1.0, status="maybe", criterion={"op": ">=", "threshold": 0}), "status"),
+    (dict(BASE, id="x", paper=1.0, status="differs", criterion={"op": ">=", "threshold": 0}), "explanation"),
+    ({"id": "x"}, "lacks"),
+])
+def test_ledger_validation(tmp_path, bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        claims.load_ledger(_ledger(tmp_path, [bad]))
+
+
+def test_duplicate_ids_are_rejected(tmp_path):
+    e = dict(BASE, id="x", paper=1.0, criterion={"op": ">=", "threshold": 0})
+    with pytest.raises(ValueError, match="twice"):
+        claims.load_ledger(_ledger(tmp_path, [e, e]))
+
+
+def test_describe_criterion_reads_well():
+    e = dict(BASE, id="a", paper=[3.4985, 7.4985], criterion={"op": "close", "atol": 5e-5})
+    assert claims.describe_criterion(e) == "|ours − [3.4985, 7.4985]| ≤ 5.0000e-05"

@@ -1,0 +1,103 @@
+"""Project-wide consistency: ledger vs chapters, toc vs notebooks, library names used by chapters,
+notebook headers, and the dependency lists of pyproject.toml and environment.yml."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+import causalbook_lib as cb
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAPTERS = sorted((ROOT / "notebooks").glob("*.md"))
+CHECK_CALL = re.compile(r"claims\.check\(\s*[\"']([^\"']+)[\"']")
+CB_NAME = re.compile(r"\bcb((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+
+
+def _code(path: Path) -> str:
+    nb = jupytext.read(path)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def test_chapter_files_are_named_and_formatted():
+    assert CHAPTERS, "no chapters in notebooks/"
+    for path in CHAPTERS:
+        assert re.fullmatch(r"\d\d-[a-z0-9]+(-[a-z0-9]+)*\.md", path.name), f"bad chapter name {path.name}"
+        meta = jupytext.read(path).metadata
+        assert meta["jupytext"]["text_representation"]["format_name"] == "myst", path.name
+        assert meta["kernelspec"]["name"] == "python3", path.name
+
+
+def test_toc_lists_exactly_the_chapters():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    listed = {f for f in files if f.startswith("notebooks/")}
+    present = {f"notebooks/{p.stem}" for p in CHAPTERS}
+    assert listed == present, f"toc only: {sorted(listed - present)}; notebooks only: {sorted(present - listed)}"
+    for f in files:
+        assert (ROOT / f"{f}.md").exists(), f"toc entry {f} has no file"
+
+
+def test_ledger_chapters_exist_and_notebook_ids_are_in_the_ledger():
+    ledger = cb.claims.load_ledger()
+    stems = {p.stem for p in CHAPTERS}
+    bad = {cid: e["chapter"] for cid, e in ledger.items() if e["chapter"] not in stems}
+    assert not bad, f"ledger entries name chapters that do not exist: {bad}"
+    for path in CHAPTERS:
+        for cid in CHECK_CALL.findall(_code(path)):
+            assert cid in ledger, f"{path.name} checks {cid!r}, which is not in the ledger"
+            assert ledger[cid]["chapter"] == path.stem, f"{cid!r} is checked in {path.name} but filed under {ledger[cid]['chapter']}"
+
+
+def test_every_ledger_claim_is_named_in_its_chapter():
+    ledger = cb.claims.load_ledger()
+    sources = {p.stem: p.read_text() for p in CHAPTERS}
+    missing = [cid for cid, e in ledger.items() if cid not in sources.get(e["chapter"], "")]
+    assert not missing, f"ledger claims their chapter never names: {missing}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_uses_only_names_the_library_has(path):
+    code = _code(path)
+    assert "import causalbook_lib as cb" in code, f"{path.name} must import causalbook_lib as cb"
+    first = next(c.source for c in jupytext.read(path).cells if c.cell_type == "code")
+    assert "cb.__version__" in first, f"{path.name}: the first code cell must print cb.__version__"
+    for chain in sorted(set(CB_NAME.findall(code))):
+        obj = cb
+        for part in chain.strip(".").split("."):
+            if not hasattr(obj, part):
+                if isinstance(obj, type) or not hasattr(obj, "__file__"):
+                    break  # an attribute of a class or an object: only modules are checked
+                pytest.fail(f"{path.name} uses cb{chain}, but {obj.__name__} has no {part!r}")
+            obj = getattr(obj, part)
+
+
+def _norm(name: str) -> str:
+    return re.split(r"[<>=!~\[; ]", name.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_has_every_pyproject_dependency():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = list(project["dependencies"]) + [d for extra in project["optional-dependencies"].values() for d in extra]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    names = set()
+    for d in env["dependencies"]:
+        if isinstance(d, dict):
+            names |= {_norm(x) for x in d.get("pip", [])}
+        else:
+            names.add(_norm(d))
+    conda_names = {"torch": "pytorch-cpu"}
+    missing = [d for d in deps if _norm(d) not in names and conda_names.get(_norm(d)) not in names]
+    assert not missing, f"environment.yml lacks: {missing}"
+    assert "python=3.11" in env["dependencies"]
+    post = (ROOT / "postBuild").read_text()
+    assert "pip install" in post and "-e ." in post
+
+
+def test_generated_notebooks_and_results_are_ignored():
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert "notebooks/*.ipynb" in ignored and "results/" in ignored and "_build/" in ignored

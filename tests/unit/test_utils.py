@@ -1,0 +1,78 @@
+"""Unit tests of causalbook_lib.utils: seeding and the validators every public function uses."""
+import numpy as np
+import pytest
+import torch
+
+import causalbook_lib as cb
+from causalbook_lib import utils
+
+
+def test_seed_everything_repeats_draws():
+    g1 = utils.seed_everything(3)
+    a = (torch.randn(4), np.random.rand(2), torch.randn(2, generator=g1))
+    g2 = utils.seed_everything(3)
+    b = (torch.randn(4), np.random.rand(2), torch.randn(2, generator=g2))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and torch.equal(a[2], b[2])
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+def test_seed_everything_rejects_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed"):
+        utils.seed_everything(seed)
+
+
+def test_default_device_is_cpu():
+    assert utils.default_device().type == "cpu"
+
+
+def test_check_psd_accepts_covariances_and_names_the_problem():
+    a = torch.randn(5, 3, dtype=torch.float64)
+    utils.check_psd(a @ a.T, size=5)
+    with pytest.raises(ValueError, match="square"):
+        utils.check_psd(torch.ones(2, 3))
+    with pytest.raises(ValueError, match="3x3"):
+        utils.check_psd(torch.eye(2), size=3)
+    with pytest.raises(ValueError, match="symmetric"):
+        utils.check_psd(torch.tensor([[1.0, 0.5], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="semi-definite"):
+        utils.check_psd(torch.tensor([[1.0, 2.0], [2.0, 1.0]]))
+    with pytest.raises(ValueError, match="finite"):
+        utils.check_psd(torch.tensor([[float("nan"), 0.0], [0.0, 1.0]]))
+
+
+def test_scalar_validators():
+    utils.check_interval(0.0, 1.0)
+    with pytest.raises(ValueError, match="low must be smaller"):
+        utils.check_interval(1.0, 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        utils.check_interval(0.0, float("inf"))
+    assert utils.check_positive_int(3, "n") == 3
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        utils.check_positive_int(0, "n")
+    assert utils.check_index(2, "feature", 3) == 2
+    with pytest.raises(ValueError, match=r"\[0, 2\]"):
+        utils.check_index(3, "feature", 3)
+
+
+def test_tensor_validators():
+    t = utils.as_float_tensor([1, 2], "x")
+    assert t.dtype == torch.float64
+    with pytest.raises(ValueError, match="NaN"):
+        utils.as_float_tensor([1.0, float("nan")], "x")
+    with pytest.raises(ValueError, match=r"shape \(\*, 3\)"):
+        utils.check_shape(torch.zeros(2, 4), "x", (None, 3))
+    utils.check_probabilities(torch.tensor([[0.2, 0.8], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match="sum to 1"):
+        utils.check_probabilities(torch.tensor([[0.2, 0.7]]))
+    with pytest.raises(ValueError, match="non-negative"):
+        utils.check_probabilities(torch.tensor([[-0.5, 1.5]]))
+
+
+def test_timer_measures():
+    with utils.timer() as t:
+        sum(range(1000))
+    assert t["seconds"] >= 0.0
+
+
+def test_version_is_a_string():
+    assert isinstance(cb.__version__, str) and cb.__version__.count(".") == 2
