@@ -1,4 +1,302 @@
-"""Attribution maps: average causal effects, gradients and Integrated Gradients via Captum (Part II)."""
+"""Attribution maps: average causal effects, gradients and Integrated Gradients via Captum (Part II).
+
+Three kinds of attribution of an output function ``f`` (a callable mapping a tensor of shape (..., k) to
+(...), one scalar output per input row):
+
+* :func:`gradients`: the saliency :math:`\\partial f/\\partial x_i` at given inputs, an individual causal
+  effect of an infinitesimal intervention (chapter ``03-gradients-and-ig``);
+* :func:`integrated_gradients`: Captum's Integrated Gradients (Sundararajan et al., 2017), with the
+  quadrature rule exposed so the left Riemann sum used by Chattopadhyay et al. (2019, Sec. 2) and the
+  exact Gauss-Legendre rule can both be computed;
+* :func:`ace_map` and :func:`local_ace`: the average causal effect
+  :math:`\\mathrm{ACE}^y_{do(x_i=\\alpha)} = \\mathbb{E}[y|do(x_i=\\alpha)] - \\text{baseline}_i` of Eq. 1,
+  for every feature and every :math:`\\alpha`, or at each input's own values (a local saliency map,
+  Sec. 5.2), computed with the engine of :mod:`causalbook_lib.interventions` (chapters
+  ``04-interventional-expectations`` and ``05-causal-regressors``).
+
+It also holds the two small helpers the Part II chapters train their classifiers with
+(:func:`make_mlp`, :func:`train_classifier`).
+"""
 from __future__ import annotations
 
-__all__: list[str] = []
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .utils import as_float_tensor, check_positive_int
+
+__all__ = ["check_output_function", "gradients", "integrated_gradients", "IG_METHODS", "AceMap", "ace_map",
+           "local_ace", "make_mlp", "train_classifier"]
+
+#: Quadrature rules Captum offers for the IG path integral.
+IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
+
+
+def _as_batch(x, name: str) -> tuple[torch.Tensor, bool]:
+    t = as_float_tensor(x, name)
+    if t.dim() == 1:
+        return t.unsqueeze(0), True
+    if t.dim() != 2:
+        raise ValueError(f"{name} must have shape (k,) or (n, k), got {tuple(t.shape)}")
+    return t, False
+
+
+def check_output_function(f: Callable, x: torch.Tensor, name: str = "f") -> torch.Tensor:
+    """Evaluate ``f`` on the (n, k) batch ``x`` and check it returns one finite scalar per row, shape (n,).
+
+    Raises:
+        ValueError: ``f`` returns another shape (for example (n, 1) or (n, classes)) or non-finite values.
+    """
+    with torch.no_grad():
+        y = f(x)
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != (x.shape[0],):
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"{name} must map inputs of shape (n, k) to outputs of shape (n,) (one output neuron), "
+                         f"got {shape} for an input of shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(y).all()):
+        raise ValueError(f"{name} returned non-finite values")
+    return y
+
+
+def gradients(f: Callable, x) -> torch.Tensor:
+    """Plain gradients :math:`\\nabla_x f` at each row of ``x`` (saliency; chapter ``03-gradients-and-ig``).
+
+    Batched with ``torch.func.vmap`` over ``torch.func.grad``; computed in float64.
+
+    Args:
+        f: output function, (n, k) -> (n,); it must be composable with ``torch.func`` (plain torch ops
+            and ``nn.Module`` calls are).
+        x: inputs of shape (k,) or (n, k).
+
+    Returns:
+        gradients of the same shape as ``x``.
+
+    Raises:
+        ValueError: bad ``x`` or an ``f`` that does not return one scalar per row.
+    """
+    xb, single = _as_batch(x, "x")
+    check_output_function(f, xb)
+    g = torch.func.vmap(torch.func.grad(lambda v: f(v.unsqueeze(0)).squeeze(0)))(xb).detach()
+    return g[0] if single else g
+
+
+def integrated_gradients(f: Callable, x, baseline, *, method: str = "gausslegendre", n_steps: int = 50,
+                         return_delta: bool = False):
+    """Integrated Gradients of ``f`` from ``baseline`` to ``x``, computed by Captum.
+
+    .. math:: \\mathrm{IG}_i(x) = (x_i - x'_i) \\int_0^1 \\partial_i f\\big(x' + t(x - x')\\big)\\,dt,
+
+    with the integral replaced by the quadrature rule ``method`` with ``n_steps`` nodes. Chattopadhyay
+    et al. (2019, Sec. 2) report a left Riemann sum with 1000 steps (``method="riemann_left"``,
+    ``n_steps=1000``); ``"gausslegendre"`` with ``n`` nodes is exact for polynomial paths of degree
+    up to ``2n - 1``. See chapter ``03-gradients-and-ig``.
+
+    Args:
+        f: output function, (n, k) -> (n,).
+        x: inputs, (k,) or (n, k).
+        baseline: baseline(s), broadcastable to ``x`` ((k,) or (n, k)).
+        method: one of :data:`IG_METHODS`.
+        n_steps: number of quadrature nodes (>= 1).
+        return_delta: also return the completeness gap
+            :math:`\\sum_i \\mathrm{IG}_i - (f(x) - f(x'))` per row.
+
+    Returns:
+        float64 attributions with the shape of ``x`` (and the gap, shape (n,) or scalar, if requested).
+
+    Raises:
+        ValueError: unknown method, bad shapes, non-finite values, or a wrong-shaped ``f``.
+    """
+    from captum.attr import IntegratedGradients
+
+    if method not in IG_METHODS:
+        raise ValueError(f"method must be one of {IG_METHODS}, got {method!r}")
+    n_steps = check_positive_int(n_steps, "n_steps")
+    xb, single = _as_batch(x, "x")
+    base = as_float_tensor(baseline, "baseline")
+    try:
+        base = torch.broadcast_to(base, xb.shape).clone()
+    except RuntimeError as exc:
+        raise ValueError(f"baseline of shape {tuple(base.shape)} does not broadcast to x {tuple(xb.shape)}") from exc
+    check_output_function(f, xb)
+    ig = IntegratedGradients(f)
+    out = ig.attribute(xb, baselines=base, method=method, n_steps=n_steps, return_convergence_delta=return_delta)
+    attr, delta = (out if return_delta else (out, None))
+    attr = attr.detach()
+    if single:
+        attr = attr[0]
+    if not return_delta:
+        return attr
+    with torch.no_grad():
+        gap = attr.reshape(-1, xb.shape[1]).sum(dim=1) - (f(xb) - f(base))
+    return attr, (gap[0] if single else gap)
+
+
+@dataclass
+class AceMap:
+    """Interventional expectations and ACE for every feature and every intervention value.
+
+    Attributes:
+        alphas: (k, num) intervention values (row i: a grid on ``[low_i, high_i]``).
+        expectations: (k, num) :math:`\\mathbb{E}[y|do(x_i=\\alpha)]`.
+        baseline: (k,) the uniform-doer baseline of each feature (trapezoid mean over the grid).
+        ace: (k, num) ``expectations - baseline[:, None]``.
+    """
+
+    alphas: torch.Tensor
+    expectations: torch.Tensor
+    baseline: torch.Tensor
+    ace: torch.Tensor
+
+
+def _bounds(low, high, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    lo = torch.broadcast_to(as_float_tensor(low, "low"), (k,))
+    hi = torch.broadcast_to(as_float_tensor(high, "high"), (k,))
+    if not bool((lo < hi).all()):
+        raise ValueError(f"low must be smaller than high for every feature, got low={lo.tolist()} and "
+                         f"high={hi.tolist()}")
+    return lo, hi
+
+
+def _expectation(f, feature, alphas, *, mean, cov, data, method):
+    from . import interventions
+
+    if method == "mc":
+        return interventions.interventional_expectation_mc(f, data, feature, alphas)
+    return interventions.interventional_expectation(f, mean, cov, feature, alphas, method=method)
+
+
+def _moments(data, mean, cov, method):
+    if method == "mc":
+        if data is None:
+            raise ValueError("method='mc' needs data (the rows to average over, shape (n, k))")
+        d = as_float_tensor(data, "data")
+        if d.dim() != 2:
+            raise ValueError(f"data must have shape (n, k), got {tuple(d.shape)}")
+        return d, None, None, d.shape[1]
+    if mean is None or cov is None:
+        if data is None:
+            raise ValueError("give mean and cov, or data to estimate them from")
+        d = as_float_tensor(data, "data")
+        if d.dim() != 2 or d.shape[0] < 2:
+            raise ValueError(f"data must have shape (n, k) with n >= 2, got {tuple(d.shape)}")
+        mean, cov = d.mean(dim=0), torch.cov(d.T, correction=0).reshape(d.shape[1], d.shape[1])
+    mean = as_float_tensor(mean, "mean")
+    return None, mean, as_float_tensor(cov, "cov"), mean.shape[-1]
+
+
+def ace_map(f: Callable, low, high, *, num: int = 100, data=None, mean=None, cov=None,
+            method: str = "hvp") -> AceMap:
+    """Interventional expectations and ACE (Eq. 1) of every input feature on one output, on a grid.
+
+    For each feature i, :math:`\\alpha` runs over ``num`` evenly spaced values on ``[low_i, high_i]``,
+    :math:`\\mathbb{E}[y|do(x_i=\\alpha)]` comes from :mod:`causalbook_lib.interventions` (the Taylor
+    estimate of Eq. 4 with ``method`` in ``{"hvp", "hessian", "finite_difference"}``, or the empirical
+    Eq. 2 with ``method="mc"``) and the baseline is its trapezoid mean over the grid (a uniform doer).
+    Chapters ``04-interventional-expectations`` and ``05-causal-regressors``.
+
+    Args:
+        f: output function, (n, k) -> (n,).
+        low, high: scalars or (k,) bounds of the interventions.
+        num: grid size (>= 2).
+        data: (n, k) rows; needed for ``method="mc"``, else used to estimate ``mean`` and ``cov``.
+        mean, cov: (k,) and (k, k) observational moments (Corollary 2.1) for the Taylor methods.
+        method: ``"hvp"``, ``"hessian"``, ``"finite_difference"`` or ``"mc"``.
+
+    Returns:
+        an :class:`AceMap` of (k, num) tensors.
+
+    Raises:
+        ValueError: bad bounds, ``num < 2``, missing data/moments, or any error of the engine.
+    """
+    num = check_positive_int(num, "num", minimum=2)
+    d, mean, cov, k = _moments(data, mean, cov, method)
+    lo, hi = _bounds(low, high, k)
+    steps = torch.linspace(0.0, 1.0, num, dtype=torch.float64)
+    alphas = lo[:, None] + (hi - lo)[:, None] * steps
+    expect = torch.stack([_expectation(f, i, alphas[i], mean=mean, cov=cov, data=d, method=method)
+                          for i in range(k)]).to(torch.float64)
+    base = torch.trapezoid(expect, steps, dim=1)
+    return AceMap(alphas, expect, base, expect - base[:, None])
+
+
+def local_ace(f: Callable, x, low, high, *, num: int = 100, data=None, mean=None, cov=None,
+              method: str = "hvp") -> torch.Tensor:
+    """Local causal attributions: :math:`\\mathrm{ACE}^y_{do(x_i = u_i)}` at each input's own values.
+
+    For an input row :math:`u`, feature i gets :math:`\\mathbb{E}[y|do(x_i=u_i)] - \\text{baseline}_i`
+    (Chattopadhyay et al., 2019, Sec. 5.2), with the baseline of :func:`ace_map` on ``[low, high]``.
+    Unlike a gradient or IG, the value depends on the input only through :math:`u_i`.
+
+    Args:
+        f, low, high, num, data, mean, cov, method: as in :func:`ace_map`.
+        x: inputs of shape (k,) or (n, k).
+
+    Returns:
+        (n, k) (or (k,)) tensor of local ACE values.
+    """
+    xb, single = _as_batch(x, "x")
+    grid = ace_map(f, low, high, num=num, data=data, mean=mean, cov=cov, method=method)
+    d, mean_, cov_, k = _moments(data, mean, cov, method)
+    if xb.shape[1] != k:
+        raise ValueError(f"x must have {k} features, got {xb.shape[1]}")
+    cols = [_expectation(f, i, xb[:, i], mean=mean_, cov=cov_, data=d, method=method).to(torch.float64)
+            for i in range(k)]
+    out = torch.stack(cols, dim=1) - grid.baseline
+    return out[0] if single else out
+
+
+def make_mlp(sizes, activation: str = "relu", *, dtype: torch.dtype = torch.float32) -> nn.Sequential:
+    """A fully connected network with layer sizes ``sizes`` (e.g. ``[4, 8, 3]``) and ``activation``
+    (``"relu"``, ``"tanh"``, ``"softplus"`` or ``"gelu"``) between layers; the last layer is linear."""
+    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "gelu": nn.GELU}
+    if activation not in acts:
+        raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
+    sizes = [check_positive_int(s, "layer size") for s in sizes]
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must list at least an input and an output size, got {sizes}")
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b, dtype=dtype))
+        if i < len(sizes) - 2:
+            layers.append(acts[activation]())
+    return nn.Sequential(*layers)
+
+
+def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 500,
+                     batch_size: int | None = None, lr: float = 3e-4, weight_decay: float = 1e-4,
+                     seed: int = 0) -> list[float]:
+    """Train ``model`` (logits out) with cross-entropy and Adam; return the loss of each epoch.
+
+    ``batch_size=None`` trains on the full batch (one step per epoch); otherwise each epoch visits the
+    rows in a seeded random order. Used for the Iris classifiers of Part II.
+
+    Raises:
+        ValueError: shapes of ``x`` (n, k) and ``y`` (n,) that do not match, or bad hyper-parameters.
+    """
+    if x.dim() != 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"x must be (n, k) and y (n,), got {tuple(x.shape)} and {tuple(y.shape)}")
+    epochs = check_positive_int(epochs, "epochs")
+    n = x.shape[0]
+    bs = n if batch_size is None else check_positive_int(batch_size, "batch_size")
+    if not lr > 0 or not weight_decay >= 0:
+        raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {lr} and {weight_decay}")
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    losses = []
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen) if bs < n else torch.arange(n)
+        total = 0.0
+        for start in range(0, n, bs):
+            idx = order[start:start + bs]
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / n)
+    model.eval()
+    return losses

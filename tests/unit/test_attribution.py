@@ -1,0 +1,92 @@
+"""Unit tests for causalbook_lib.attribution (gradients, IG via Captum, ACE maps; chapters 03-05)."""
+import numpy as np
+import pytest
+import torch
+
+from causalbook_lib import attribution as A
+
+
+def product(x):
+    return x[..., 0] * x[..., 1]
+
+
+def test_gradients_of_a_product_are_the_swapped_inputs():
+    g = A.gradients(product, torch.tensor([[5.0, 1000.0], [2.0, -3.0]]))
+    np.testing.assert_allclose(g.numpy(), [[1000.0, 5.0], [-3.0, 2.0]])
+    np.testing.assert_allclose(A.gradients(product, [5.0, 1000.0]).numpy(), [1000.0, 5.0])
+
+
+def test_gradients_of_a_network_match_autograd():
+    torch.manual_seed(0)
+    net = A.make_mlp([3, 5, 1], "tanh", dtype=torch.float64)
+    f = lambda x: net(x)[..., 0]  # noqa: E731
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    ref, = torch.autograd.grad(f(x).sum(), x)
+    np.testing.assert_allclose(A.gradients(f, x.detach()).numpy(), ref.numpy(), atol=1e-12)
+
+
+def test_integrated_gradients_left_riemann_reproduces_the_paper():
+    ig = A.integrated_gradients(product, [[3.0, 5.0], [3.0, 100.0]], [2.0, 2.0], method="riemann_left",
+                                n_steps=1000)
+    # closed form of the left Riemann sum: mean of t_j = (n - 1) / (2n) = 0.4995
+    np.testing.assert_allclose(ig.numpy(), [[3.4985, 7.4985], [50.951, 244.951]], atol=1e-10)
+
+
+def test_integrated_gradients_gauss_legendre_is_exact_and_complete():
+    x = torch.tensor([[3.0, 5.0], [3.0, 100.0], [-1.0, 0.5]])
+    ig, gap = A.integrated_gradients(product, x, [2.0, 2.0], method="gausslegendre", n_steps=2,
+                                     return_delta=True)
+    # exact IG of ab from (2, 2): IG_a = (a-2)(2 + (b-2)/2), IG_b = (b-2)(2 + (a-2)/2)
+    a, b = x[:, 0].double(), x[:, 1].double()
+    exact = torch.stack([(a - 2) * (2 + (b - 2) / 2), (b - 2) * (2 + (a - 2) / 2)], dim=1)
+    np.testing.assert_allclose(ig.numpy(), exact.numpy(), atol=1e-12)
+    np.testing.assert_allclose(gap.numpy(), 0.0, atol=1e-12)
+
+
+def test_integrated_gradients_rejects_bad_input():
+    with pytest.raises(ValueError, match="method"):
+        A.integrated_gradients(product, [3.0, 5.0], [2.0, 2.0], method="simpson")
+    with pytest.raises(ValueError, match="n_steps"):
+        A.integrated_gradients(product, [3.0, 5.0], [2.0, 2.0], n_steps=0)
+    with pytest.raises(ValueError, match="broadcast"):
+        A.integrated_gradients(product, [3.0, 5.0], [2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match="finite"):
+        A.integrated_gradients(product, [3.0, float("nan")], [2.0, 2.0])
+    with pytest.raises(ValueError, match=r"outputs of shape \(n,\)"):
+        A.integrated_gradients(lambda x: x, [3.0, 5.0], [2.0, 2.0])
+
+
+def test_gradients_reject_bad_input():
+    with pytest.raises(ValueError, match="shape"):
+        A.gradients(product, torch.zeros(2, 2, 2))
+    with pytest.raises(ValueError, match=r"outputs of shape \(n,\)"):
+        A.gradients(lambda x: x.sum(dim=-1, keepdim=True), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="non-finite"):
+        A.gradients(lambda x: x[..., 0] / 0.0, torch.ones(3, 2))
+
+
+def test_make_mlp_and_train_classifier_fit_separable_data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(0)
+    net = A.make_mlp([2, 8, 2], "relu")
+    assert [type(m).__name__ for m in net] == ["Linear", "ReLU", "Linear"]
+    losses = A.train_classifier(net, x, y, epochs=200, lr=1e-2)
+    assert len(losses) == 200 and losses[-1] < 0.5 * losses[0]
+    assert float((net(x).argmax(1) == y).float().mean()) > 0.95
+    losses_mb = A.train_classifier(A.make_mlp([2, 4, 2]), x, y, epochs=3, batch_size=7)
+    assert len(losses_mb) == 3
+
+
+def test_make_mlp_and_train_classifier_reject_bad_input():
+    with pytest.raises(ValueError, match="activation"):
+        A.make_mlp([2, 3, 1], "sigmoidish")
+    with pytest.raises(ValueError, match="at least"):
+        A.make_mlp([2])
+    with pytest.raises(ValueError, match="layer size"):
+        A.make_mlp([2, 0, 1])
+    with pytest.raises(ValueError, match="y"):
+        A.train_classifier(A.make_mlp([2, 2]), torch.zeros(5, 2), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="lr"):
+        A.train_classifier(A.make_mlp([2, 2]), torch.zeros(5, 2), torch.zeros(5, dtype=torch.long), lr=0.0)
