@@ -1,4 +1,544 @@
-"""Information flow and generative causal explanations (Part IV)."""
+"""Information flow from latent factors to a classifier's output (Part IV).
+
+O'Shaughnessy et al. (2020) explain a classifier :math:`f` with a generative map :math:`g` whose
+latent factors split into causal factors :math:`\\alpha \\in \\mathbb{R}^K` and noncausal factors
+:math:`\\beta \\in \\mathbb{R}^L`, drawn independently from :math:`\\mathcal{N}(0, I)`. Their causal
+objective is the information flow :math:`I(\\alpha \\to Y)`, which equals the mutual information
+
+.. math::
+
+    I(\\alpha; Y) = H(Y) - \\mathbb{E}_\\alpha\\, H(Y \\mid \\alpha),\\qquad
+    p(y \\mid \\alpha) = \\mathbb{E}_{\\beta}\\, f_y\\big(g(\\alpha, \\beta)\\big),
+
+because the latents are independent (their Prop. 2; chapter ``11-information-flow``).
+
+This module provides
+
+* :func:`information_flow`: the plug-in Monte Carlo estimate of :math:`I(\\alpha; Y)` (their
+  App. D, Algorithm 2), computed in **one** batched forward pass of all
+  :math:`N_\\alpha N_\\beta` latent vectors, accumulated in float64, with the classifier in eval mode;
+* :func:`information_flow_objective`: the same estimate as a differentiable torch scalar, the
+  training objective :math:`\\mathcal{C}` (gradients flow into the decoder);
+* :func:`latent_information_flow`: the general form :math:`I(z_S; Y \\mid z_C)` for any subset
+  :math:`S` of latent factors (the others are averaged as noise), optionally conditioned on a
+  disjoint subset :math:`C`; this gives per-factor flows (Fig. 5a) and the objective variants
+  :math:`\\mathcal{C}_{iu}, \\mathcal{C}_{ic}, \\mathcal{C}_{jc}` of their App. A;
+* :func:`per_factor_information_flow`: :math:`I(z_i; Y)` for every latent factor at once;
+* :func:`plugin_information_flow`: the estimator itself, from a table of classifier probabilities;
+* :func:`linear_gaussian_information_flow`: the exact value for a probit classifier and a
+  linear-Gaussian decoder (their Lemmas 7-8), by 1-D quadrature (chapter
+  ``12-linear-gaussian-explanations``);
+* :class:`LinearGaussianDecoder`, :class:`HyperplaneClassifier`: the small models of Sec. 4.
+
+Conventions: a *decoder* is a callable mapping latents of shape ``(batch, K + L)`` (causal factors
+first) to inputs of shape ``(batch, ...)``; a *classifier* maps those inputs to class
+probabilities of shape ``(batch, M)`` (rows on the simplex, not logits). Information is in nats.
+"""
 from __future__ import annotations
 
-__all__: list[str] = []
+import math
+from contextlib import contextmanager
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .utils import as_float_tensor, check_positive_int
+
+__all__ = [
+    "plugin_information_flow",
+    "information_flow",
+    "information_flow_objective",
+    "latent_information_flow",
+    "per_factor_information_flow",
+    "linear_gaussian_information_flow",
+    "binary_entropy",
+    "LinearGaussianDecoder",
+    "HyperplaneClassifier",
+]
+
+_TINY = 1e-300  # clamp inside log so that 0 log 0 = 0 with finite gradients (float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# small helpers
+# ----------------------------------------------------------------------------------------------
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy (nats) along the last axis; ``0 log 0 = 0`` and gradients stay finite."""
+    return -(p * torch.log(p.clamp_min(_TINY))).sum(-1)
+
+
+def binary_entropy(p) -> np.ndarray:
+    """Binary entropy :math:`h_b(p) = -p\\ln p - (1-p)\\ln(1-p)` in nats, elementwise.
+
+    Args:
+        p: array-like of probabilities in [0, 1].
+
+    Raises:
+        ValueError: an entry lies outside [0, 1] or is not finite.
+    """
+    p = np.asarray(p, dtype=float)
+    if not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError("binary_entropy needs probabilities in [0, 1]")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+                + np.where(p < 1, (1 - p) * np.log(np.where(p < 1, 1 - p, 1.0)), 0.0))
+    return out
+
+
+@contextmanager
+def _eval_mode(module):
+    """Put ``module`` (if it is an ``nn.Module``) in eval mode and restore every submodule's mode."""
+    if not isinstance(module, nn.Module):
+        yield
+        return
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _latent_dtype(decoder) -> torch.dtype:
+    """The floating dtype of the decoder's first parameter, or float64 for parameter-free callables."""
+    if isinstance(decoder, nn.Module):
+        for p in decoder.parameters():
+            if p.is_floating_point():
+                return p.dtype
+        for b in decoder.buffers():
+            if b.is_floating_point():
+                return b.dtype
+    return torch.float64
+
+
+def _declared_latent_dim(decoder) -> int | None:
+    """The latent size a decoder declares: a ``latent_dim`` attribute, or a leading ``nn.Linear``."""
+    dim = getattr(decoder, "latent_dim", None)
+    if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool):
+        return int(dim)
+    if isinstance(decoder, nn.Sequential) and len(decoder) > 0 and isinstance(decoder[0], nn.Linear):
+        return int(decoder[0].in_features)
+    if isinstance(decoder, nn.Linear):
+        return int(decoder.in_features)
+    return None
+
+
+def _check_subset(idx, name: str, n_latents: int) -> list[int]:
+    try:
+        out = [int(i) for i in idx]
+    except TypeError as exc:
+        raise ValueError(f"{name} must be a sequence of latent indices, got {idx!r}") from exc
+    for i, raw in zip(out, idx):
+        if isinstance(raw, bool) or not 0 <= i < n_latents or float(raw) != i:
+            raise ValueError(f"{name} must hold integer indices in [0, {n_latents - 1}], got {list(idx)!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} must not repeat an index, got {out}")
+    return out
+
+
+def _forward(decoder, classifier, z: torch.Tensor, n_latents: int) -> torch.Tensor:
+    """Run ``classifier(decoder(z))`` on a flat batch, validate, and return float64 probabilities."""
+    declared = _declared_latent_dim(decoder)
+    if declared is not None and declared != n_latents:
+        raise ValueError(f"the decoder takes {declared} latent factors, but n_causal + n_noncausal = {n_latents}")
+    try:
+        x = decoder(z)
+    except RuntimeError as exc:
+        raise ValueError(f"the decoder failed on latents of shape {tuple(z.shape)} (K + L = {n_latents}); "
+                         f"do the latent sizes match the decoder? ({exc})") from exc
+    if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[0] != z.shape[0]:
+        raise ValueError(f"the decoder must return a tensor with batch size {z.shape[0]}, "
+                         f"got {type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}")
+    with _eval_mode(classifier):
+        p = classifier(x)
+    if not isinstance(p, torch.Tensor) or p.dim() != 2 or p.shape[0] != z.shape[0]:
+        raise ValueError(f"the classifier must return probabilities of shape ({z.shape[0]}, M), "
+                         f"got shape {tuple(getattr(p, 'shape', ()))}")
+    p = p.to(torch.float64)
+    _check_probability_rows(p.detach())
+    return p
+
+
+def _check_probability_rows(p: torch.Tensor, atol: float = 1e-4) -> None:
+    """Cheap check that the rows of ``p`` are probability vectors (finite, >= 0, sum to 1)."""
+    lo = float(p.min())
+    if not math.isfinite(lo) or not math.isfinite(float(p.max())):
+        raise ValueError("the classifier outputs must be finite probabilities")
+    if lo < -atol:
+        raise ValueError(f"the classifier outputs must be probabilities, but one entry is {lo:.3g} < 0 "
+                         f"(pass softmax probabilities, not logits)")
+    err = float((p.sum(1) - 1.0).abs().max())
+    if err > atol:
+        raise ValueError(f"the classifier outputs must be probabilities whose rows sum to 1, but a row is off "
+                         f"by {err:.3g} (pass softmax probabilities, not logits)")
+
+
+# ----------------------------------------------------------------------------------------------
+# the estimator
+# ----------------------------------------------------------------------------------------------
+def plugin_information_flow(probabilities: torch.Tensor) -> torch.Tensor:
+    """The plug-in estimate of Algorithm 2 from a table of classifier probabilities.
+
+    For one outer sample :math:`c` (the conditioning factors, if any), ``probabilities[c, i, j]`` is
+    :math:`f(g(\\alpha^{(i)}, \\beta^{(j)}))`, the classifier's probability vector when the factors of
+    interest take their ``i``-th value and the remaining factors their ``j``-th value. Then
+
+    .. math::
+
+        \\hat p(y\\mid\\alpha^{(i)}) = \\tfrac1{N_\\beta}\\sum_j p_{ij}(y),\\quad
+        \\hat p(y) = \\tfrac1{N_\\alpha}\\sum_i \\hat p(y\\mid\\alpha^{(i)}),\\quad
+        \\hat I = H(\\hat p(y)) - \\tfrac1{N_\\alpha}\\sum_i H(\\hat p(y\\mid\\alpha^{(i)})),
+
+    averaged over the outer axis. Book: chapter ``11-information-flow``, section on the estimator.
+
+    Args:
+        probabilities: tensor of shape ``(N_alpha, N_beta, M)`` or ``(N_c, N_alpha, N_beta, M)``.
+
+    Returns:
+        A float64 scalar tensor (differentiable when the input requires grad).
+
+    Raises:
+        ValueError: wrong number of dimensions, or rows that are not probability vectors.
+    """
+    p = torch.as_tensor(probabilities)
+    if p.dim() == 3:
+        p = p.unsqueeze(0)
+    if p.dim() != 4 or min(p.shape) < 1:
+        raise ValueError(f"probabilities must have shape (N_alpha, N_beta, M) or (N_c, N_alpha, N_beta, M), "
+                         f"got {tuple(p.shape)}")
+    p = p.to(torch.float64)
+    _check_probability_rows(p.detach().reshape(-1, p.shape[-1]))
+    p_y_given_alpha = p.mean(dim=2)                  # (N_c, N_alpha, M)
+    p_y = p_y_given_alpha.mean(dim=1)                # (N_c, M)
+    flow = _entropy(p_y) - _entropy(p_y_given_alpha).mean(dim=1)
+    return flow.mean()
+
+
+def _sample_latents(n_latents: int, factors: list[int], given: list[int], n_given: int, n_alpha: int,
+                    n_beta: int, dtype: torch.dtype, generator: torch.Generator | None) -> torch.Tensor:
+    """Latents of shape ``(n_given, n_alpha, n_beta, D)``: ``factors`` vary along axis 1 only,
+    ``given`` along axis 0 only, the rest independently in every cell."""
+    rest = [i for i in range(n_latents) if i not in factors and i not in given]
+    kw = dict(generator=generator, dtype=dtype)
+    parts = [torch.randn(n_given, n_alpha, 1, len(factors), **kw).expand(-1, -1, n_beta, -1)]
+    parts.append(torch.randn(n_given, n_alpha, n_beta, len(rest), **kw))
+    if given:
+        parts.append(torch.randn(n_given, 1, 1, len(given), **kw).expand(-1, n_alpha, n_beta, -1))
+    z = torch.cat(parts, dim=-1)
+    order = factors + rest + given
+    if order != list(range(n_latents)):
+        inverse = torch.empty(n_latents, dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(n_latents)
+        z = z[..., inverse]
+    return z
+
+
+def latent_information_flow(decoder: Callable, classifier: Callable, n_latents: int, factors: Sequence[int],
+                            n_alpha: int, n_beta: int, *, given: Sequence[int] = (), n_given: int = 1,
+                            generator: torch.Generator | None = None, differentiable: bool = False):
+    """Information flow :math:`I(z_S \\to Y \\mid do(z_C)) = I(z_S; Y \\mid z_C)` from a subset of latents.
+
+    All latents are independent :math:`\\mathcal{N}(0, 1)`. The factors ``S = factors`` are the
+    "causes" of interest; the factors ``C = given`` are imposed (held fixed, then averaged over
+    ``n_given`` draws, Def. 5 / Prop. 6 of O'Shaughnessy et al.); every other factor is averaged
+    as noise. With ``S`` = the causal factors and ``C`` empty this is :func:`information_flow`;
+    with ``S = [i]`` it is the flow of a single factor (Fig. 5a); with ``C`` = the noncausal factors
+    it is :math:`\\mathcal{C}_{jc} = I(\\alpha; Y \\mid \\beta)`. When no factor is left as noise,
+    ``n_beta`` counts repeated decoder calls (the paper's :math:`N_x`, useful for noisy decoders).
+
+    One batch of ``n_given * n_alpha * n_beta`` latents goes through the decoder and the classifier
+    (the classifier in eval mode, its modes restored afterwards); the estimate is accumulated in
+    float64 by :func:`plugin_information_flow`. Book: chapters ``11-information-flow`` and
+    ``12-linear-gaussian-explanations``.
+
+    Args:
+        decoder: callable, latents ``(batch, n_latents)`` -> inputs ``(batch, ...)``.
+        classifier: callable, inputs -> probabilities ``(batch, M)``.
+        n_latents: total number of latent factors ``K + L``.
+        factors: indices of the factors whose flow is measured (non-empty).
+        n_alpha, n_beta: samples of the factors of interest, and of the noise factors per value.
+        given: indices of imposed (conditioning) factors, disjoint from ``factors``.
+        n_given: draws of the imposed factors (ignored when ``given`` is empty).
+        generator: ``torch.Generator`` for the latent draws (default: the global RNG).
+        differentiable: return a torch scalar with gradients (else a Python float, under no_grad).
+
+    Raises:
+        ValueError: counts below 1, bad or overlapping index sets, latent sizes that do not match
+            the decoder, or classifier outputs that are not probabilities.
+    """
+    n_latents = check_positive_int(n_latents, "n_latents")
+    n_alpha = check_positive_int(n_alpha, "n_alpha")
+    n_beta = check_positive_int(n_beta, "n_beta")
+    factors = _check_subset(factors, "factors", n_latents)
+    given = _check_subset(given, "given", n_latents)
+    if not factors:
+        raise ValueError("factors must name at least one latent factor")
+    if set(factors) & set(given):
+        raise ValueError(f"factors and given must be disjoint, both contain {sorted(set(factors) & set(given))}")
+    n_given = check_positive_int(n_given, "n_given") if given else 1
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    z = _sample_latents(n_latents, factors, given, n_given, n_alpha, n_beta, _latent_dtype(decoder), generator)
+    flat = z.reshape(-1, n_latents)
+    if differentiable:
+        p = _forward(decoder, classifier, flat, n_latents)
+        return plugin_information_flow(p.reshape(n_given, n_alpha, n_beta, -1))
+    with torch.no_grad():
+        p = _forward(decoder, classifier, flat, n_latents)
+        return float(plugin_information_flow(p.reshape(n_given, n_alpha, n_beta, -1)))
+
+
+def _causal_args(n_causal, n_noncausal):
+    k = check_positive_int(n_causal, "n_causal")
+    l_ = check_positive_int(n_noncausal, "n_noncausal", minimum=0)
+    return k, l_
+
+
+def information_flow(decoder: Callable, classifier: Callable, n_causal: int, n_noncausal: int, n_alpha: int,
+                     n_beta: int, *, generator: torch.Generator | None = None) -> float:
+    """Plug-in estimate of the information flow :math:`I(\\alpha \\to Y) = I(\\alpha; Y)` in nats.
+
+    Draws :math:`\\alpha^{(i)} \\sim \\mathcal{N}(0, I_K)` (``n_alpha`` of them) and, for every one,
+    ``n_beta`` fresh :math:`\\beta^{(ij)} \\sim \\mathcal{N}(0, I_L)`; decodes all
+    :math:`N_\\alpha N_\\beta` latents ``concat(alpha, beta)`` in one batch; averages the classifier
+    probabilities over :math:`\\beta` to get :math:`\\hat p(y\\mid\\alpha^{(i)})` and returns
+    :math:`H(\\hat p(y)) - \\frac1{N_\\alpha}\\sum_i H(\\hat p(y\\mid\\alpha^{(i)}))` (App. D, Algorithm 2
+    of O'Shaughnessy et al. 2020 with :math:`N_x = 1`). The classifier runs in eval mode (dropout
+    off; its modes are restored afterwards), without gradients, and the estimate is accumulated in
+    float64. The estimator is biased upwards for small ``n_beta`` (see chapter
+    ``11-information-flow``). For a training objective use :func:`information_flow_objective`.
+
+    Args:
+        decoder: callable, latents ``(batch, K + L)`` (causal factors first) -> inputs ``(batch, ...)``.
+        classifier: callable, inputs -> class probabilities ``(batch, M)``.
+        n_causal: K >= 1; n_noncausal: L >= 0.
+        n_alpha, n_beta: Monte Carlo sample sizes :math:`N_\\alpha, N_\\beta` (>= 1).
+        generator: ``torch.Generator`` for the draws (default: the global RNG).
+
+    Returns:
+        The estimate in nats, a Python float.
+
+    Raises:
+        ValueError: ``n_alpha`` or ``n_beta`` below 1, latent sizes that do not match the decoder,
+            or classifier outputs that are not probabilities (negative, or rows not summing to 1).
+    """
+    k, l_ = _causal_args(n_causal, n_noncausal)
+    return latent_information_flow(decoder, classifier, k + l_, list(range(k)), n_alpha, n_beta,
+                                   generator=generator)
+
+
+def information_flow_objective(decoder: Callable, classifier: Callable, n_causal: int, n_noncausal: int,
+                               n_alpha: int, n_beta: int, *, factors: Sequence[int] | None = None,
+                               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Differentiable :math:`\\hat I(\\alpha; Y)`: the causal term :math:`\\mathcal{C}` of objective (3).
+
+    Same estimator and sampling as :func:`information_flow`, but the forward pass keeps the
+    autograd graph, so ``loss = -(C + lam * D)``, ``loss.backward()`` sends gradients into the
+    decoder's parameters (the latents are drawn from the prior, so no reparameterisation is needed).
+    The classifier is put in eval mode during the call and restored afterwards; freeze its
+    parameters (``requires_grad_(False)``) so that only the decoder is trained.
+
+    Args:
+        decoder, classifier, n_causal, n_noncausal, n_alpha, n_beta, generator: as in
+            :func:`information_flow`.
+        factors: optional subset of latent indices (into ``0 .. K+L-1``) whose flow is measured,
+            the others treated as noise; default: the K causal factors. ``factors=[i]`` gives the
+            flow of factor ``i`` alone.
+
+    Returns:
+        A float64 scalar tensor in nats.
+
+    Raises:
+        ValueError: as :func:`information_flow`.
+    """
+    k, l_ = _causal_args(n_causal, n_noncausal)
+    chosen = list(range(k)) if factors is None else factors
+    return latent_information_flow(decoder, classifier, k + l_, chosen, n_alpha, n_beta, generator=generator,
+                                   differentiable=True)
+
+
+def per_factor_information_flow(decoder: Callable, classifier: Callable, n_latents: int, n_alpha: int,
+                                n_beta: int, *, generator: torch.Generator | None = None) -> np.ndarray:
+    """:math:`I(z_i; Y)` for every latent factor ``i``, all other factors averaged as noise (Fig. 5a).
+
+    Builds one batch of ``n_latents * n_alpha * n_beta`` latents (for block ``i``, factor ``i`` is
+    shared along the ``n_beta`` axis and every other factor is fresh), runs one forward pass and
+    applies :func:`plugin_information_flow` block by block.
+
+    Args:
+        decoder, classifier: as in :func:`information_flow`.
+        n_latents: ``K + L``.
+        n_alpha, n_beta: sample sizes per factor.
+        generator: ``torch.Generator`` (default: the global RNG).
+
+    Returns:
+        A float64 NumPy array of shape ``(n_latents,)``, in nats.
+
+    Raises:
+        ValueError: as :func:`information_flow`.
+    """
+    d = check_positive_int(n_latents, "n_latents")
+    n_alpha = check_positive_int(n_alpha, "n_alpha")
+    n_beta = check_positive_int(n_beta, "n_beta")
+    dtype = _latent_dtype(decoder)
+    z = torch.randn(d, n_alpha, n_beta, d, generator=generator, dtype=dtype)
+    shared = torch.randn(d, n_alpha, 1, generator=generator, dtype=dtype).expand(-1, -1, n_beta)
+    eye = torch.eye(d, dtype=torch.bool)[:, None, None, :]          # block i replaces column i
+    z = torch.where(eye, shared[..., None], z)
+    with torch.no_grad():
+        p = _forward(decoder, classifier, z.reshape(-1, d), d).reshape(d, n_alpha, n_beta, -1)
+        out = [float(plugin_information_flow(p[i])) for i in range(d)]
+    return np.asarray(out, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# linear-Gaussian ground truth (Sec. 4, Lemmas 7-8)
+# ----------------------------------------------------------------------------------------------
+def linear_gaussian_information_flow(a, w_alpha, W_beta, gamma: float) -> float:
+    """Exact :math:`I(\\alpha; Y)` for a probit classifier and a linear-Gaussian decoder (Lemmas 7-8).
+
+    Model: :math:`P(Y=1\\mid x) = \\Phi(a^\\top x)`, :math:`x = W_\\alpha\\alpha + W_\\beta\\beta +
+    \\varepsilon`, :math:`\\alpha\\sim\\mathcal{N}(0,I_K)`, :math:`\\beta\\sim\\mathcal{N}(0,I_L)`,
+    :math:`\\varepsilon\\sim\\mathcal{N}(0,\\gamma I)`. Then :math:`H(Y) = \\ln 2` (Lemma 7) and
+
+    .. math::
+
+        p(Y{=}1\\mid\\alpha) = \\Phi\\!\\Big(\\frac{a^\\top W_\\alpha\\alpha}{\\sqrt{1 + a^\\top W_\\beta
+        W_\\beta^\\top a + \\gamma\\|a\\|^2}}\\Big),
+
+    which depends on :math:`\\alpha` only through :math:`t = a^\\top W_\\alpha\\alpha / \\|W_\\alpha^\\top
+    a\\| \\sim \\mathcal{N}(0,1)` (for :math:`K = 1`, :math:`W_\\alpha = w_\\alpha` and this is Lemma 8).
+    Hence :math:`I = \\ln 2 - \\int \\varphi(t)\\, h_b(\\Phi(s t))\\,dt` with
+    :math:`s = \\|W_\\alpha^\\top a\\| / \\sqrt{1 + a^\\top W_\\beta W_\\beta^\\top a + \\gamma\\|a\\|^2}`,
+    integrated by adaptive 1-D quadrature (``scipy.integrate.quad``, log-CDFs for stability).
+    Book: chapter ``11-information-flow``, the closed form.
+
+    Args:
+        a: decision normal, shape ``(N,)``.
+        w_alpha: causal directions, shape ``(N,)`` (K = 1) or ``(N, K)``.
+        W_beta: noncausal directions, shape ``(N, L)``; ``(N, 0)`` or ``None`` when L = 0; a vector
+            ``(N,)`` is read as one column.
+        gamma: decoder noise variance, > 0.
+
+    Returns:
+        The exact information flow in nats (a float in ``[0, ln 2]``).
+
+    Raises:
+        ValueError: ``gamma <= 0``, shapes that do not agree, or non-finite entries.
+    """
+    from scipy import integrate, special
+
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(float(gamma)) or float(gamma) <= 0:
+        raise ValueError(f"gamma (the decoder noise variance) must be a finite number > 0, got {gamma!r}")
+    a_t = as_float_tensor(a, "a")
+    if a_t.dim() != 1 or a_t.numel() < 1:
+        raise ValueError(f"a must be a vector of shape (N,), got {tuple(a_t.shape)}")
+    n = a_t.numel()
+    wa = as_float_tensor(w_alpha, "w_alpha")
+    if wa.dim() == 1:
+        wa = wa[:, None]
+    if wa.dim() != 2 or wa.shape[0] != n or wa.shape[1] < 1:
+        raise ValueError(f"w_alpha must have shape ({n},) or ({n}, K), got {tuple(torch.as_tensor(w_alpha).shape)}")
+    if W_beta is None:
+        wb = torch.zeros(n, 0, dtype=torch.float64)
+    else:
+        wb = as_float_tensor(W_beta, "W_beta")
+        if wb.dim() == 1:
+            wb = wb[:, None]
+        if wb.dim() != 2 or wb.shape[0] != n:
+            raise ValueError(f"W_beta must have shape ({n}, L), got {tuple(torch.as_tensor(W_beta).shape)}")
+    signal = float(torch.linalg.vector_norm(wa.T @ a_t))
+    spread = 1.0 + float((wb.T @ a_t).pow(2).sum()) + float(gamma) * float(a_t.pow(2).sum())
+    s = signal / math.sqrt(spread)
+    if s == 0.0:
+        return 0.0
+
+    def integrand(t: float) -> float:
+        lp, lq = special.log_ndtr(s * t), special.log_ndtr(-s * t)
+        h = -(math.exp(lp) * lp + math.exp(lq) * lq)
+        return math.exp(-0.5 * t * t) / math.sqrt(2 * math.pi) * h
+
+    # h_b(Phi(s t)) is even in t: integrate on [0, inf), split where the integrand changes fast.
+    knot = min(8.0, 4.0 / s)
+    head, _ = integrate.quad(integrand, 0.0, knot, epsabs=1e-13, epsrel=1e-12, limit=200)
+    tail, _ = integrate.quad(integrand, knot, np.inf, epsabs=1e-13, epsrel=1e-12, limit=200)
+    return float(max(0.0, math.log(2.0) - 2.0 * (head + tail)))
+
+
+# ----------------------------------------------------------------------------------------------
+# the small models of Sec. 4
+# ----------------------------------------------------------------------------------------------
+class LinearGaussianDecoder(nn.Module):
+    """The linear-Gaussian generative map :math:`g(z) = W z + \\varepsilon`, :math:`\\varepsilon\\sim
+    \\mathcal{N}(0, \\gamma I)` of Sec. 4 (columns of ``W``: causal directions first).
+
+    Args:
+        W: matrix of shape ``(N, K + L)``.
+        gamma: noise variance (>= 0; 0 gives a deterministic decoder).
+        generator: optional ``torch.Generator`` for the noise (default: the global RNG).
+
+    Raises:
+        ValueError: ``W`` not a finite matrix, or ``gamma`` negative.
+    """
+
+    def __init__(self, W, gamma: float = 0.0, generator: torch.Generator | None = None):
+        super().__init__()
+        W = as_float_tensor(W, "W")
+        if W.dim() != 2:
+            raise ValueError(f"W must be a matrix of shape (N, K + L), got {tuple(W.shape)}")
+        if not math.isfinite(float(gamma)) or float(gamma) < 0:
+            raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
+        self.W = nn.Parameter(W)
+        self.gamma = float(gamma)
+        self.generator = generator
+        self.latent_dim = int(W.shape[1])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = z.to(self.W.dtype) @ self.W.T
+        if self.gamma > 0:
+            x = x + math.sqrt(self.gamma) * torch.randn(x.shape, generator=self.generator, dtype=x.dtype)
+        return x
+
+
+class HyperplaneClassifier(nn.Module):
+    """Binary classifier :math:`P(Y=1\\mid x) = \\prod_k \\sigma(c\\, a_k^\\top x)` of Sec. 4.
+
+    One normal gives the linear classifier; two orthogonal normals give the "and" classifier.
+    Returns probabilities ``[P(Y=0|x), P(Y=1|x)]`` of shape ``(batch, 2)``.
+
+    Args:
+        normals: decision normals, shape ``(N,)`` or ``(n_planes, N)``.
+        steepness: slope ``c`` > 0 (the paper uses 5 for one plane, 100 for the "and" classifier).
+        link: ``"logistic"`` (sigmoid) or ``"probit"`` (the normal CDF of Prop. 3).
+
+    Raises:
+        ValueError: bad normals, a non-positive steepness or an unknown link.
+    """
+
+    def __init__(self, normals, steepness: float = 1.0, link: str = "logistic"):
+        super().__init__()
+        A = as_float_tensor(normals, "normals")
+        if A.dim() == 1:
+            A = A[None, :]
+        if A.dim() != 2 or A.shape[0] < 1:
+            raise ValueError(f"normals must have shape (N,) or (n_planes, N), got {tuple(A.shape)}")
+        if not math.isfinite(float(steepness)) or float(steepness) <= 0:
+            raise ValueError(f"steepness must be a finite number > 0, got {steepness!r}")
+        if link not in ("logistic", "probit"):
+            raise ValueError(f"link must be 'logistic' or 'probit', got {link!r}")
+        self.register_buffer("normals", A)
+        self.steepness = float(steepness)
+        self.link = link
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.steepness * (x.to(self.normals.dtype) @ self.normals.T)
+        if self.link == "logistic":
+            log_p1 = torch.nn.functional.logsigmoid(u).sum(-1)
+        else:
+            log_p1 = torch.special.log_ndtr(u).sum(-1)
+        p1 = log_p1.exp()
+        return torch.stack([1.0 - p1, p1], dim=-1)

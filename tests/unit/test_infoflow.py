@@ -1,0 +1,209 @@
+"""Unit tests for causalbook_lib.infoflow (Part IV, chapters 11-12)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, special, stats
+from torch import nn
+
+from causalbook_lib import infoflow as inf
+
+LN2 = math.log(2.0)
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _probit_setup(wa, wb, gamma=0.01, a=(1.0, 0.0)):
+    W = np.column_stack([np.asarray(wa, float), np.asarray(wb, float)])
+    dec = inf.LinearGaussianDecoder(W, gamma, generator=_gen(123))
+    clf = inf.HyperplaneClassifier(a, 1.0, link="probit")
+    return dec, clf
+
+
+# ---------------------------------------------------------------- plug-in estimator, exact cases
+def test_plugin_hand_computed_discrete_case():
+    # Two alpha values, two beta values, two classes. p(y|x) table (hand-chosen):
+    # alpha_1: [0.9, 0.1], [0.7, 0.3] -> p(y|a1) = [0.8, 0.2]
+    # alpha_2: [0.2, 0.8], [0.4, 0.6] -> p(y|a2) = [0.3, 0.7];  p(y) = [0.55, 0.45]
+    p = torch.tensor([[[0.9, 0.1], [0.7, 0.3]], [[0.2, 0.8], [0.4, 0.6]]], dtype=torch.float64)
+    h = lambda q: -sum(x * math.log(x) for x in q)  # noqa: E731
+    expected = h([0.55, 0.45]) - 0.5 * (h([0.8, 0.2]) + h([0.3, 0.7]))
+    assert float(inf.plugin_information_flow(p)) == pytest.approx(expected, abs=1e-12)
+    # an outer (conditioning) axis averages the per-slice estimates
+    both = torch.stack([p, p.flip(-1)])
+    assert float(inf.plugin_information_flow(both)) == pytest.approx(expected, abs=1e-12)
+
+
+def test_plugin_zero_probabilities_are_fine_and_differentiable():
+    p = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]], dtype=torch.float64, requires_grad=True)
+    out = inf.plugin_information_flow(p)
+    assert out.item() == pytest.approx(LN2, abs=1e-12)
+    out.backward()
+    assert torch.isfinite(p.grad).all()
+
+
+def test_information_flow_sign_table_classifier():
+    # Y depends only on the signs of alpha and beta through a known table; exact I(alpha; Y):
+    # p(y=1 | s_a, s_b) = T[s_a][s_b]; alpha, beta ~ N(0,1) so each sign has probability 1/2.
+    T = torch.tensor([[0.1, 0.5], [0.6, 0.95]], dtype=torch.float64)
+
+    def decoder(z):
+        return z
+
+    def classifier(x):
+        sa, sb = (x[:, 0] > 0).long(), (x[:, 1] > 0).long()
+        p1 = T[sa, sb]
+        return torch.stack([1 - p1, p1], dim=1)
+
+    hb = lambda q: float(inf.binary_entropy(q))  # noqa: E731
+    p_given_a = T.mean(1).numpy()
+    exact = hb(p_given_a.mean()) - 0.5 * (hb(p_given_a[0]) + hb(p_given_a[1]))
+    est = inf.information_flow(decoder, classifier, 1, 1, 4000, 400, generator=_gen(1))
+    # alpha enters only through its sign, so p(y|alpha) is estimated with 400 betas: small bias
+    assert est == pytest.approx(exact, abs=0.004)
+    assert exact > 0.05
+
+
+# ---------------------------------------------------------------- closed form (Lemmas 7-8)
+def test_closed_form_against_direct_quadrature_and_monte_carlo():
+    a, wa, wb, gamma = np.array([1.0, 0.5]), np.array([0.8, 0.3]), np.array([[0.2], [0.9]]), 0.05
+    s = (a @ wa) / math.sqrt(1 + (wb.T @ a) @ (wb.T @ a) + gamma * a @ a)
+    hb = lambda p: special.entr(p) + special.entr(1 - p)  # noqa: E731
+    direct = LN2 - integrate.quad(lambda t: stats.norm.pdf(t) * hb(stats.norm.cdf(s * t)), -12, 12,
+                                  points=[0.0], limit=200)[0]
+    exact = inf.linear_gaussian_information_flow(a, wa, wb, gamma)
+    assert exact == pytest.approx(direct, abs=1e-9)
+    dec, clf = _probit_setup(wa, wb[:, 0], gamma, a)
+    ests = [inf.information_flow(dec, clf, 1, 1, 4000, 400, generator=_gen(k)) for k in range(4)]
+    assert np.mean(ests) == pytest.approx(exact, abs=0.01)
+
+
+def test_closed_form_limits():
+    a = [1.0, 0.0]
+    assert inf.linear_gaussian_information_flow(a, [0.0, 1.0], [[1.0], [0.0]], 0.1) == 0.0
+    big = inf.linear_gaussian_information_flow(a, [1e4, 0.0], None, 1e-3)
+    assert LN2 - 1e-3 < big <= LN2
+    # K = 2 reduces to the norm of W_alpha^T a
+    two = inf.linear_gaussian_information_flow(a, [[0.6, 0.8], [0.0, 0.0]], None, 0.1)
+    one = inf.linear_gaussian_information_flow(a, [1.0, 0.0], None, 0.1)
+    assert two == pytest.approx(one, abs=1e-12)
+
+
+def test_lemma7_marginal_entropy_is_ln2():
+    # p(Y=1) = 1/2 for any W: H(Y) = ln 2 (Lemma 7), checked through the plug-in marginal
+    dec, clf = _probit_setup([0.3, 0.9], [0.7, -0.2])
+    z = torch.randn(200000, 2, generator=_gen(5), dtype=torch.float64)
+    p1 = clf(dec(z))[:, 1].mean().item()
+    assert p1 == pytest.approx(0.5, abs=0.003)
+
+
+# ---------------------------------------------------------------- subsets, objective, per factor
+def test_latent_subsets_and_per_factor_match_closed_form():
+    wa, wb, gamma, a = np.array([0.9, 0.2]), np.array([0.3, 0.8]), 0.01, np.array([1.0, 0.0])
+    dec, clf = _probit_setup(wa, wb, gamma, a)
+    flows = inf.per_factor_information_flow(dec, clf, 2, 3000, 300, generator=_gen(2))
+    exact = [inf.linear_gaussian_information_flow(a, wa, wb, gamma),
+             inf.linear_gaussian_information_flow(a, wb, wa, gamma)]
+    np.testing.assert_allclose(flows, exact, atol=0.01)
+    one = inf.latent_information_flow(dec, clf, 2, [1], 3000, 300, generator=_gen(3))
+    assert one == pytest.approx(exact[1], abs=0.01)
+    # imposing beta: I(alpha; Y | beta) = I(alpha, beta; Y) - I(beta; Y) (chain rule), both closed forms
+    cond = inf.latent_information_flow(dec, clf, 2, [0], 400, 20, given=[1], n_given=400, generator=_gen(4))
+    joint = inf.linear_gaussian_information_flow(a, np.column_stack([wa, wb]), None, gamma)
+    assert cond == pytest.approx(joint - exact[1], abs=0.01)
+    assert joint - exact[1] > exact[0]
+
+
+def test_objective_is_differentiable_and_matches_float_version():
+    dec, clf = _probit_setup([0.6, 0.6], [0.6, -0.6])
+    obj = inf.information_flow_objective(dec, clf, 1, 1, 200, 50, generator=_gen(7))
+    assert obj.dtype == torch.float64 and obj.requires_grad
+    dec2, _ = _probit_setup([0.6, 0.6], [0.6, -0.6])  # a fresh decoder replays the same noise stream
+    val = inf.information_flow(dec2, clf, 1, 1, 200, 50, generator=_gen(7))
+    assert val == pytest.approx(obj.item(), abs=1e-12)
+    obj.backward()
+    # rotating w_alpha towards a = e1 increases the flow: d C / d W[0, 0] > 0
+    assert dec.W.grad is not None and dec.W.grad[0, 0] > 0
+
+
+def test_classifier_eval_mode_used_and_restored():
+    seen = []
+
+    class Clf(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x):
+            seen.append(self.training)
+            return torch.softmax(self.drop(x), dim=1)
+
+    clf = Clf().train()
+    inf.information_flow(lambda z: z, clf, 1, 1, 10, 5, generator=_gen())
+    assert seen == [False] and clf.training and clf.drop.training
+
+
+def test_seeded_results_repeat():
+    dec, clf = _probit_setup([0.6, 0.6], [0.6, -0.6], gamma=0.0)
+    v1 = inf.information_flow(dec, clf, 1, 1, 100, 25, generator=_gen(11))
+    v2 = inf.information_flow(dec, clf, 1, 1, 100, 25, generator=_gen(11))
+    assert v1 == v2
+
+
+def test_float32_decoder_and_mlp():
+    torch.manual_seed(0)
+    dec = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 5))
+    clf = nn.Sequential(nn.Linear(5, 4), nn.Softmax(dim=1))
+    v = inf.information_flow(dec, clf, 2, 1, 50, 10, generator=_gen())
+    assert 0.0 <= v <= math.log(4)
+
+
+def test_binary_entropy():
+    np.testing.assert_allclose(inf.binary_entropy([0.0, 0.5, 1.0]), [0.0, LN2, 0.0], atol=1e-15)
+    with pytest.raises(ValueError):
+        inf.binary_entropy([1.2])
+
+
+def test_hyperplane_classifier_and_rule():
+    clf = inf.HyperplaneClassifier([[1.0, 0.0], [0.0, 1.0]], steepness=100.0)
+    p = clf(torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]], dtype=torch.float64))
+    np.testing.assert_allclose(p[:, 1].numpy(), [1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(p.sum(1).numpy(), 1.0)
+
+
+# ---------------------------------------------------------------- bad input
+def test_bad_input_raises_value_error():
+    dec, clf = _probit_setup([1.0, 0.0], [0.0, 1.0])
+    for na, nb in ((0, 5), (5, 0), (-1, 5), (2.5, 5)):
+        with pytest.raises(ValueError, match="n_alpha|n_beta"):
+            inf.information_flow(dec, clf, 1, 1, na, nb)
+    with pytest.raises(ValueError, match="latent"):
+        inf.information_flow(dec, clf, 2, 1, 5, 5)                 # decoder takes 2 latents
+    mlp = nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=1))
+    with pytest.raises(ValueError, match="latent"):
+        inf.information_flow(lambda z: mlp(z), lambda x: x, 1, 1, 5, 5)  # no declared size: caught call
+    with pytest.raises(ValueError, match="probabilities"):
+        inf.information_flow(dec, lambda x: x, 1, 1, 5, 5)          # raw scores, negative entries
+    with pytest.raises(ValueError, match="sum to 1"):
+        inf.information_flow(dec, lambda x: torch.full((x.shape[0], 2), 0.7), 1, 1, 5, 5)
+    with pytest.raises(ValueError, match="gamma"):
+        inf.linear_gaussian_information_flow([1.0, 0.0], [1.0, 0.0], None, 0.0)
+    with pytest.raises(ValueError, match="gamma"):
+        inf.linear_gaussian_information_flow([1.0, 0.0], [1.0, 0.0], None, -1.0)
+    with pytest.raises(ValueError, match="w_alpha"):
+        inf.linear_gaussian_information_flow([1.0, 0.0], [1.0, 0.0, 0.0], None, 0.1)
+    with pytest.raises(ValueError, match="disjoint"):
+        inf.latent_information_flow(dec, clf, 2, [0], 5, 5, given=[0])
+    with pytest.raises(ValueError, match="factors"):
+        inf.latent_information_flow(dec, clf, 2, [2], 5, 5)
+    with pytest.raises(ValueError, match="shape"):
+        inf.plugin_information_flow(torch.ones(3, 2))
+    with pytest.raises(ValueError):
+        inf.HyperplaneClassifier([1.0, 0.0], steepness=0.0)
+    with pytest.raises(ValueError):
+        inf.LinearGaussianDecoder([[1.0, 0.0]], gamma=-1.0)
