@@ -12,7 +12,7 @@ from typing import Hashable, Iterable
 import networkx as nx
 
 __all__ = ["check_dag", "surgery", "d_separated", "active_trail_nodes", "ancestors_of",
-           "random_dag"]
+           "satisfies_backdoor", "random_dag"]
 
 
 def check_dag(graph: nx.DiGraph, name: str = "graph") -> None:
@@ -159,6 +159,31 @@ def d_separated(graph: nx.DiGraph, xs, ys, zs=()) -> bool:
         if active_trail_nodes(graph, source, z) & y:
             return False
     return True
+
+
+def satisfies_backdoor(graph: nx.DiGraph, treatment, outcome, adjustment=()) -> bool:
+    """Pearl's back-door criterion: may ``adjustment`` (Z) be used to identify the effect of X on Y?
+
+    Z satisfies the criterion relative to (X, Y) when (i) no node of Z is a descendant of X and
+    (ii) Z blocks every back-door path (a trail that starts with an edge *into* X), i.e. X and Y
+    are d-separated by Z in the graph with the edges *out of* X removed. Then
+
+    .. math:: P(y \\mid do(x)) = \\sum_z P(y \\mid x, z)\\, P(z).
+
+    Raises ``ValueError`` as :func:`d_separated` does (cycle, unknown nodes, overlapping sets).
+    """
+    check_dag(graph)
+    x = _as_node_set(graph, treatment, "treatment")
+    y = _as_node_set(graph, outcome, "outcome")
+    z = _as_node_set(graph, adjustment, "adjustment")
+    if not x or not y:
+        raise ValueError("treatment and outcome must each hold at least one node")
+    descendants = set().union(*(nx.descendants(graph, v) for v in x))
+    if z & descendants:
+        return False
+    pruned = graph.copy()
+    pruned.remove_edges_from([(v, c) for v in x for c in graph.successors(v)])
+    return d_separated(pruned, x, y, z)
 
 
 def random_dag(n_nodes: int, edge_probability: float, seed: int = 0) -> nx.DiGraph:

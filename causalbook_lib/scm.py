@@ -27,9 +27,9 @@ import networkx as nx
 import torch
 
 from .graphs import check_dag, surgery
-from .utils import check_positive_int
+from .utils import check_positive_int, check_probabilities
 
-__all__ = ["Variable", "SCM", "additive", "bernoulli", "normal_noise", "uniform_noise",
+__all__ = ["Variable", "SCM", "additive", "bernoulli", "categorical", "normal_noise", "uniform_noise",
            "no_noise", "linear_gaussian", "linear_gaussian_moments"]
 
 Tensor = torch.Tensor
@@ -172,6 +172,39 @@ def bernoulli(parents, probability: Callable[[dict], Tensor] | float,
 
     return Variable(tuple(parents), mechanism=mechanism, noise=uniform_noise(0.0, 1.0),
                     description=description)
+
+
+def categorical(parents, probabilities: Callable[[dict], Tensor] | Tensor,
+                description: str = "") -> Variable:
+    """A categorical variable with values 0..K-1 by inverse-CDF sampling of :math:`u \\sim \\mathcal U(0, 1)`:
+    :math:`x = \\#\\{k : F_k(\\mathrm{pa}) \\le u\\}` with :math:`F_k = \\sum_{j \\le k} p_j(\\mathrm{pa})`,
+    so :math:`P(x = k \\mid \\mathrm{pa}) = p_k(\\mathrm{pa})`.
+
+    ``probabilities`` is a probability vector of shape ``(K,)`` (for a root) or a function
+    ``p(parent_values) -> (n, K)`` whose rows are probability vectors. Values are float64 codes
+    0.0, 1.0, ..., K-1. Not invertible in the noise, like :func:`bernoulli`.
+
+    Raises ``ValueError`` for a vector that is not a probability vector (checked when sampling for
+    a function).
+    """
+    if callable(probabilities):
+        p = probabilities
+    else:
+        vec = torch.as_tensor(probabilities, dtype=torch.float64)
+        if vec.dim() != 1 or vec.numel() < 2:
+            raise ValueError(f"probabilities must be a vector of length >= 2 or a callable, got shape {tuple(vec.shape)}")
+        check_probabilities(vec[None], "probabilities")
+        p = lambda pa: vec  # noqa: E731
+
+    def mechanism(pa: dict, u: Tensor) -> Tensor:
+        prob = torch.as_tensor(p(pa), dtype=torch.float64)
+        if prob.dim() == 1:
+            prob = prob.expand(u.shape[0], -1)
+        check_probabilities(prob, "categorical probabilities")
+        cdf = prob.cumsum(1)[:, :-1]
+        return (cdf <= u[:, None]).sum(1).to(torch.float64)
+
+    return Variable(tuple(parents), mechanism=mechanism, noise=uniform_noise(0.0, 1.0), description=description)
 
 
 # ----------------------------------------------------------------------------- the SCM

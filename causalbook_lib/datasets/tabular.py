@@ -1,6 +1,8 @@
-"""Tabular data: the iris and digits data that scikit-learn ships, prepared the way the book uses them.
+"""Tabular data: the iris and digits data that scikit-learn ships, prepared the way the book uses them,
+and the 1973 Berkeley graduate admissions table (six largest departments).
 
-Nothing is downloaded: both data sets are bundled with scikit-learn. Where a source paper used MNIST
+Nothing is downloaded: iris and digits are bundled with scikit-learn, and the Berkeley counts (a
+12-row table) are written out below. Where a source paper used MNIST
 (28x28), the book uses the 8x8 handwritten digits of :func:`sklearn.datasets.load_digits` instead,
 because MNIST cannot be fetched at run time.
 """
@@ -13,7 +15,8 @@ import torch
 
 from ..utils import check_positive_int
 
-__all__ = ["TabularSplit", "load_iris_scaled", "load_digits_split"]
+__all__ = ["TabularSplit", "load_iris_scaled", "load_digits_split", "BerkeleyAdmissions",
+           "load_berkeley_admissions"]
 
 
 @dataclass
@@ -91,3 +94,98 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = 0, classes=None,
     return TabularSplit(t(xtr), torch.as_tensor(ytr), t(xte), torch.as_tensor(yte),
                         [f"pixel_{r}_{c}" for r in range(8) for c in range(8)], names,
                         np.zeros(64), np.full(64, 16.0))
+
+
+# ----------------------------------------------------------------------------- Berkeley 1973
+# Fall 1973 graduate admissions at UC Berkeley, the six largest departments, as in the standard
+# UCBAdmissions table (Bickel, Hammel & O'Connell 1975). Rows: men, women; columns: A..F.
+_BERKELEY_DEPARTMENTS = ("A", "B", "C", "D", "E", "F")
+_BERKELEY_ADMITTED = ((512, 353, 120, 138, 53, 22), (89, 17, 202, 131, 94, 24))
+_BERKELEY_APPLICANTS = ((825, 560, 325, 417, 191, 373), (108, 25, 593, 375, 393, 341))
+
+
+@dataclass
+class BerkeleyAdmissions:
+    """Counts of the Berkeley 1973 admissions table: ``admitted[g, d]`` of ``applicants[g, d]``.
+
+    ``g`` indexes ``genders`` (0 = men, 1 = women) and ``d`` indexes ``departments`` (A..F).
+    See :doc:`01-structural-causal-models` for Simpson's paradox on these numbers.
+    """
+
+    departments: list[str]
+    genders: list[str]
+    admitted: np.ndarray
+    applicants: np.ndarray
+
+    def rates(self) -> np.ndarray:
+        """Per-department admission rates :math:`P(A = 1 \\mid G = g, D = d)`, shape (2, 6)."""
+        return self.admitted / self.applicants
+
+    def aggregate_rates(self) -> np.ndarray:
+        """Admission rates pooled over departments, :math:`P(A = 1 \\mid G = g)`, shape (2,)."""
+        return self.admitted.sum(1) / self.applicants.sum(1)
+
+    def department_shares(self) -> np.ndarray:
+        """Where each gender applied, :math:`P(D = d \\mid G = g)`, shape (2, 6) (rows sum to 1)."""
+        return self.applicants / self.applicants.sum(1, keepdims=True)
+
+    def adjusted_rates(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Department-standardised rates :math:`\\sum_d P(A = 1 \\mid g, d)\\, w_d`, shape (2,).
+
+        With the default weights :math:`w_d = P(D = d)` (all applicants pooled) this is the
+        adjustment formula; read causally it is :math:`\\sum_d P(A=1 \\mid do(G=g), do(D=d)) P(D=d)`,
+        the admission rate if department choice were fixed to the pooled mix for both genders.
+
+        Raises ``ValueError`` unless ``weights`` is a probability vector of length 6.
+        """
+        if weights is None:
+            weights = self.applicants.sum(0) / self.applicants.sum()
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(self.departments),) or not np.all(np.isfinite(w)) or np.any(w < 0) \
+                or not np.isclose(w.sum(), 1.0):
+            raise ValueError(f"weights must be a probability vector of length {len(self.departments)}, got {weights!r}")
+        return self.rates() @ w
+
+    def to_frame(self):
+        """A tidy ``pandas.DataFrame``: one row per (department, gender) with counts and rate."""
+        import pandas as pd
+
+        rows = [{"department": d, "gender": g, "admitted": int(self.admitted[i, j]),
+                 "applicants": int(self.applicants[i, j]), "rate": float(self.rates()[i, j])}
+                for j, d in enumerate(self.departments) for i, g in enumerate(self.genders)]
+        return pd.DataFrame(rows)
+
+    def scm(self):
+        """An SCM fitted to the table: gender -> department -> admitted, gender -> admitted.
+
+        ``gender`` is Bernoulli (1 = woman) with the applicants' share, ``department`` categorical
+        (codes 0..5 for A..F) given gender, ``admitted`` Bernoulli with the table's rate for the
+        (gender, department) cell. Sampling it reproduces the table's frequencies; intervening on
+        ``gender`` or ``department`` answers the questions of :doc:`01-structural-causal-models`.
+        """
+        import torch as _torch
+
+        from ..scm import SCM, bernoulli, categorical
+
+        shares = _torch.as_tensor(self.department_shares(), dtype=_torch.float64)
+        rates = _torch.as_tensor(self.rates(), dtype=_torch.float64)
+        p_woman = float(self.applicants[1].sum() / self.applicants.sum())
+        return SCM({
+            "gender": bernoulli([], p_woman, description=f"1[u < {p_woman:.4f}]  (1 = woman)"),
+            "department": categorical(["gender"], lambda pa: shares[pa["gender"].long()],
+                                      description="inverse CDF of P(D | gender)"),
+            "admitted": bernoulli(["gender", "department"],
+                                  lambda pa: rates[pa["gender"].long(), pa["department"].long()],
+                                  description="1[u < P(A = 1 | gender, department)]"),
+        })
+
+
+def load_berkeley_admissions() -> BerkeleyAdmissions:
+    """The 1973 Berkeley admissions counts for the six largest departments (Bickel et al. 1975).
+
+    Men: 1198 of 2691 admitted (44.5%); women: 557 of 1835 (30.4%). Per department the women's
+    rate is higher in four of the six. Returns a fresh :class:`BerkeleyAdmissions` (int64 arrays).
+    """
+    return BerkeleyAdmissions(list(_BERKELEY_DEPARTMENTS), ["men", "women"],
+                              np.array(_BERKELEY_ADMITTED, dtype=np.int64),
+                              np.array(_BERKELEY_APPLICANTS, dtype=np.int64))

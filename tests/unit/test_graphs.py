@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from causalbook_lib.graphs import (active_trail_nodes, ancestors_of, check_dag, d_separated, random_dag,
-                                   surgery)
+                                   satisfies_backdoor, surgery)
 
 _nx_dsep = getattr(nx, "is_d_separator", None) or getattr(nx, "d_separated")
 
@@ -89,6 +89,25 @@ def test_surgery_cuts_incoming_edges_only():
     assert both.number_of_edges() == 0 and set(both) == {"x", "y", "z"}
     # after do(x), x is d-separated from its former parent z
     assert d_separated(m, "x", "z") and not d_separated(g, "x", "z")
+
+
+def test_backdoor_criterion():
+    g = dg(("z", "x"), ("z", "y"), ("x", "m"), ("m", "y"))
+    assert not satisfies_backdoor(g, "x", "y")
+    assert satisfies_backdoor(g, "x", "y", ["z"])
+    assert not satisfies_backdoor(g, "x", "y", ["z", "m"])  # m is a descendant of x
+    # Berkeley: gender -> department -> admitted, gender -> admitted
+    b = dg(("G", "D"), ("D", "A"), ("G", "A"))
+    assert satisfies_backdoor(b, "G", "A")          # gender has no back-door path
+    assert not satisfies_backdoor(b, "G", "A", ["D"])  # a mediator is not an adjustment set
+    assert satisfies_backdoor(b, "D", "A", ["G"]) and not satisfies_backdoor(b, "D", "A")
+    # M-bias: adjusting for the collider opens a path
+    mb = dg(("a", "m"), ("b", "m"), ("a", "x"), ("b", "y"), ("x", "y"))
+    assert satisfies_backdoor(mb, "x", "y") and not satisfies_backdoor(mb, "x", "y", ["m"])
+    with pytest.raises(ValueError, match="disjoint"):
+        satisfies_backdoor(g, "x", "y", ["x"])
+    with pytest.raises(ValueError, match="not in the graph"):
+        satisfies_backdoor(g, "x", "w")
 
 
 def test_random_dag():

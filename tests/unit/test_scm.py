@@ -274,3 +274,22 @@ def test_graph_is_a_copy():
     g = scm.graph
     g.add_edge("y", "z")
     assert nx.is_directed_acyclic_graph(scm.graph)
+
+
+def test_categorical_frequencies_and_bad_input():
+    from causalbook_lib.scm import categorical
+    p = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64)
+    scm = SCM({"c": categorical([], p),
+               "d": categorical(["c"], lambda pa: torch.stack([pa["c"] / 2, 1 - pa["c"] / 2], 1))})
+    s = scm.sample(200_000, gen(14))
+    freq = torch.bincount(s["c"].long(), minlength=3).double() / 200_000
+    assert torch.allclose(freq, p, atol=0.005)
+    # P(d = 0) = sum_c p_c * c / 2 = (0.5 + 0.6) / 2 = 0.55
+    assert abs(float((s["d"] == 0).double().mean()) - 0.55) < 0.005
+    with pytest.raises(ValueError, match="sum to 1"):
+        categorical([], [0.5, 0.6])
+    with pytest.raises(ValueError, match="length >= 2"):
+        categorical([], [1.0])
+    bad = SCM({"c": categorical([], lambda pa: torch.tensor([0.7, 0.7], dtype=torch.float64))})
+    with pytest.raises(ValueError, match="sum to 1"):
+        bad.sample(3)
