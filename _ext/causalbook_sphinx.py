@@ -91,7 +91,7 @@ def _resolve(app, doctree, fromdocname):
     content = []
     summary = nodes.paragraph()
     summary += nodes.Text(
-        f"{len(ledger)} claims: {counts['reproduces']} reproduce, {counts['differs']} differ, "
+        f"{len(ledger)} claim{'' if len(ledger) == 1 else 's'}: {counts['reproduces']} reproduce, {counts['differs']} differ, "
         f"{counts['beyond']} go beyond the papers. In this build {checks['pass']} checks passed, "
         f"{checks['FAIL']} failed and {checks['not run']} were not run.")
     content.append(summary)

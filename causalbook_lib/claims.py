@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-__all__ = ["LEDGER_PATH", "load_ledger", "get", "check", "describe_criterion", "results_dir",
+__all__ = ["LEDGER_PATH", "ClaimRecord", "load_ledger", "get", "check", "describe_criterion", "results_dir",
            "load_results", "STATUSES"]
 
 LEDGER_PATH = Path(__file__).with_name("claims.yml")
@@ -201,16 +201,28 @@ def _evaluate(entry: dict, value: Any) -> bool:
     return bool(np.all((ours >= float(c["low"])) & (ours <= float(c["high"]))))
 
 
+class ClaimRecord(dict):
+    """The record :func:`check` returns: a dict that does not echo itself as a cell's last value
+    (the check already showed its table)."""
+
+    def _ipython_display_(self):
+        pass
+
+
 def _show(row: dict) -> None:
     try:
-        import pandas as pd
         from IPython import get_ipython
-        from IPython.display import display
-        if get_ipython() is not None:
-            display(pd.DataFrame([row]).set_index("claim"))
-            return
-    except ImportError:  # pragma: no cover - pandas and IPython are dependencies
-        pass
+        from IPython.display import HTML, display
+    except ImportError:  # pragma: no cover - IPython is a dependency of the book
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        from html import escape
+
+        head = "".join(f"<th>{escape(k)}</th>" for k in row)
+        cells = "".join(f"<td>{escape(str(v))}</td>" for v in row.values())
+        display(HTML(f'<table class="claim-check"><thead><tr>{head}</tr></thead>'
+                     f"<tbody><tr>{cells}</tr></tbody></table>"))
+        return
     print("  ".join(f"{k}: {v}" for k, v in row.items()))
 
 
@@ -228,7 +240,7 @@ def check(claim_id: str, value: Any, *, details: dict | None = None, show: bool 
     """
     entry = get(claim_id)
     passed = _evaluate(entry, value)
-    record = {
+    record = ClaimRecord({
         "id": claim_id,
         "value": _to_jsonable(value),
         "paper": _to_jsonable(entry["paper"]),
@@ -237,7 +249,7 @@ def check(claim_id: str, value: Any, *, details: dict | None = None, show: bool 
         "chapter": entry["chapter"],
         "passed": passed,
         "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    })
     if details is not None:
         record["details"] = _to_jsonable(details)
     out = results_dir()
