@@ -600,3 +600,92 @@ def linear_gaussian_moments(names, weights: Mapping[tuple, float], std: Mapping[
         s[idx[k]] = 0.0
     A = torch.linalg.inv(torch.eye(d, dtype=torch.float64) - B.T)
     return A @ c, A @ torch.diag(s ** 2) @ A.T
+
+
+# ----------------------------------------------------------------------------- networks as SCMs
+_ELEMENTWISE = ("ReLU", "Tanh", "Sigmoid", "Identity", "LeakyReLU", "ELU", "GELU", "Softplus", "SiLU")
+
+
+def network_scm(network, variables: Mapping[str, Variable], inputs, reduced: bool = False,
+                hidden_prefix: str = "h", output_prefix: str = "y") -> SCM:
+    """The SCM of a feedforward network (Chattopadhyay et al., Prop. 1 and Cor. 1.1).
+
+    ``network`` is a ``torch.nn.Sequential`` of ``Linear`` layers and elementwise activations.
+    ``variables`` holds the SCM of the inputs (the input neurons, and any latent variables they
+    share); ``inputs`` lists, in order, the names of the variables fed to the network.
+
+    * ``reduced=False`` (Prop. 1): every neuron is a variable. Neuron j of hidden layer l is
+      ``f"{hidden_prefix}{l}_{j}"`` with the deterministic mechanism
+      :math:`h^{(l)}_j = \\sigma(w^{(l)}_j \\cdot h^{(l-1)} + b^{(l)}_j)` and parents all neurons of
+      layer l-1; the outputs are ``f"{output_prefix}_{j}"``.
+    * ``reduced=True`` (Cor. 1.1): hidden neurons are marginalised by recursive substitution, so
+      each output has the input neurons as parents and mechanism :math:`y_j = f'_j(x) =` the
+      network's j-th output.
+
+    Raises:
+        ValueError: ``network`` is not a Sequential of Linear layers and elementwise activations,
+            its input width differs from ``len(inputs)``, an input is not in ``variables``, or a
+            neuron name clashes with a variable name.
+    """
+    import torch.nn as nn
+
+    if not isinstance(network, nn.Sequential) or len(network) == 0:
+        raise ValueError("network must be a non-empty torch.nn.Sequential")
+    layers = []  # list of (Linear, activation or None)
+    for module in network:
+        if isinstance(module, nn.Linear):
+            layers.append([module, None])
+        elif type(module).__name__ in _ELEMENTWISE:
+            if not layers or layers[-1][1] is not None:
+                raise ValueError("each activation must follow a Linear layer")
+            layers[-1][1] = module
+        else:
+            raise ValueError(f"network may hold only Linear layers and elementwise activations, got {type(module).__name__}")
+    if not layers:
+        raise ValueError("network must contain at least one Linear layer")
+    inputs = list(inputs)
+    if layers[0][0].in_features != len(inputs):
+        raise ValueError(f"the network takes {layers[0][0].in_features} inputs but {len(inputs)} input names were given")
+    unknown = [v for v in inputs if v not in variables]
+    if unknown:
+        raise ValueError(f"input(s) {unknown} are not among the variables {list(variables)}")
+    new = dict(variables)
+
+    def add(name, var):
+        if name in new:
+            raise ValueError(f"neuron name {name!r} clashes with an existing variable")
+        new[name] = var
+
+    if reduced:
+        def output_mechanism(j):
+            def mech(pa, u):
+                x = torch.stack([pa[v] for v in inputs], 1).to(next(network.parameters()).dtype)
+                return network(x)[:, j].to(torch.float64)
+            return mech
+
+        for j in range(layers[-1][0].out_features):
+            add(f"{output_prefix}_{j}", Variable(tuple(inputs), mechanism=output_mechanism(j),
+                                                  description=f"f'_{j}({', '.join(inputs)})"))
+        return SCM(new)
+
+    previous = inputs
+    for depth, (linear, act) in enumerate(layers, start=1):
+        last = depth == len(layers)
+        names = [f"{output_prefix}_{j}" if last else f"{hidden_prefix}{depth}_{j}"
+                 for j in range(linear.out_features)]
+
+        def neuron(j, linear=linear, act=act, parents=tuple(previous)):
+            def mech(pa, u):
+                x = torch.stack([pa[p] for p in parents], 1).to(linear.weight.dtype)
+                z = x @ linear.weight[j] + (linear.bias[j] if linear.bias is not None else 0.0)
+                return (act(z) if act is not None else z).to(torch.float64)
+            return mech
+
+        for j, nm in enumerate(names):
+            add(nm, Variable(tuple(previous), mechanism=neuron(j),
+                             description=f"{type(act).__name__ if act is not None else 'linear'}(w . {previous[0]}..)"))
+        previous = names
+    return SCM(new)
+
+
+__all__ += ["network_scm"]

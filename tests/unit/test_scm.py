@@ -293,3 +293,47 @@ def test_categorical_frequencies_and_bad_input():
     bad = SCM({"c": categorical([], lambda pa: torch.tensor([0.7, 0.7], dtype=torch.float64))})
     with pytest.raises(ValueError, match="sum to 1"):
         bad.sample(3)
+
+
+def _tiny_network_and_inputs():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    variables = {"c": additive([], lambda pa: torch.zeros(()), normal_noise())}
+    for k in range(3):
+        variables[f"x{k}"] = additive(["c"], lambda pa, k=k: (k + 1) * pa["c"], normal_noise(0.5))
+    return net, variables
+
+
+def test_network_scm_full_and_reduced_agree_with_forward():
+    from causalbook_lib.scm import network_scm
+    net, variables = _tiny_network_and_inputs()
+    full = network_scm(net, variables, ["x0", "x1", "x2"])
+    red = network_scm(net, variables, ["x0", "x1", "x2"], reduced=True)
+    assert {"h1_0", "h1_3", "y_0", "y_1"} <= set(full.names) and "h1_0" not in red.names
+    assert full.parents("y_0") == ("h1_0", "h1_1", "h1_2", "h1_3") and red.parents("y_1") == ("x0", "x1", "x2")
+    a, noise = full.sample(500, gen(20), return_noise=True)
+    b = red.evaluate({k: v for k, v in noise.items() if k in red.names})
+    x = torch.stack([a["x0"], a["x1"], a["x2"]], 1)
+    with torch.no_grad():
+        out = net(x)
+    for j in range(2):
+        assert torch.allclose(a[f"y_{j}"], out[:, j], atol=1e-12)
+        assert torch.allclose(b[f"y_{j}"], out[:, j], atol=1e-12)
+    # the hidden neuron equals tanh of the first layer
+    with torch.no_grad():
+        assert torch.allclose(a["h1_2"], torch.tanh(net[0](x))[:, 2], atol=1e-12)
+
+
+def test_network_scm_bad_input():
+    from causalbook_lib.scm import network_scm
+    net, variables = _tiny_network_and_inputs()
+    with pytest.raises(ValueError, match="Sequential"):
+        network_scm(net[0], variables, ["x0", "x1", "x2"])
+    with pytest.raises(ValueError, match="takes 3 inputs"):
+        network_scm(net, variables, ["x0", "x1"])
+    with pytest.raises(ValueError, match="not among"):
+        network_scm(net, variables, ["x0", "x1", "w"])
+    with pytest.raises(ValueError, match="only Linear"):
+        network_scm(torch.nn.Sequential(torch.nn.Conv1d(1, 1, 1)), variables, ["x0"])
+    with pytest.raises(ValueError, match="clashes"):
+        network_scm(net, {**variables, "y_0": variables["c"]}, ["x0", "x1", "x2"])
