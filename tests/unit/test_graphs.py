@@ -152,3 +152,22 @@ def test_bad_input():
         random_dag(3, 1.5)
     with pytest.raises(ValueError, match="not in the graph"):
         ancestors_of(g, ["w"])
+
+
+def test_draw_dag():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from causalbook_lib.plotting import draw_dag
+    g = dg(("z", "x"), ("x", "y"), ("z", "y"))
+    fig, ax = plt.subplots()
+    pos = draw_dag(ax, surgery(g, "x"), highlight=["x"], dashed_edges=[("z", "x")], title="do(x)")
+    assert set(pos) == {"x", "y", "z"}
+    assert pos["z"][0] < pos["y"][0]  # z (a root) is drawn left of y (a sink)
+    assert ax.get_title() == "do(x)"
+    with pytest.raises(ValueError, match="cycle"):
+        draw_dag(ax, dg(("a", "b"), ("b", "a")))
+    with pytest.raises(ValueError, match="not in the graph"):
+        draw_dag(ax, g, highlight=["w"])
+    plt.close(fig)
