@@ -19,6 +19,7 @@ It also holds the two small helpers the Part II chapters train their classifiers
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -91,14 +92,16 @@ def integrated_gradients(f: Callable, x, baseline, *, method: str = "gausslegend
     with the integral replaced by the quadrature rule ``method`` with ``n_steps`` nodes. Chattopadhyay
     et al. (2019, Sec. 2) report a left Riemann sum with 1000 steps (``method="riemann_left"``,
     ``n_steps=1000``); ``"gausslegendre"`` with ``n`` nodes is exact for polynomial paths of degree
-    up to ``2n - 1``. See chapter ``03-gradients-and-ig``.
+    up to ``2n - 1``. See chapter ``03-gradients-and-ig``. Captum multiplies the gradients by its
+    quadrature weights in float32, so results carry a relative error of about 1e-7 unless the weights
+    are exact binary fractions (for example Gauss-Legendre with 2 nodes, weights 1/2).
 
     Args:
         f: output function, (n, k) -> (n,).
         x: inputs, (k,) or (n, k).
         baseline: baseline(s), broadcastable to ``x`` ((k,) or (n, k)).
         method: one of :data:`IG_METHODS`.
-        n_steps: number of quadrature nodes (>= 1).
+        n_steps: number of quadrature nodes (>= 1 for Gauss-Legendre, >= 2 for Captum's Riemann rules).
         return_delta: also return the completeness gap
             :math:`\\sum_i \\mathrm{IG}_i - (f(x) - f(x'))` per row.
 
@@ -108,11 +111,13 @@ def integrated_gradients(f: Callable, x, baseline, *, method: str = "gausslegend
     Raises:
         ValueError: unknown method, bad shapes, non-finite values, or a wrong-shaped ``f``.
     """
-    from captum.attr import IntegratedGradients
+    with warnings.catch_warnings():  # captum imports tqdm.auto, which warns when ipywidgets is absent
+        warnings.simplefilter("ignore")
+        from captum.attr import IntegratedGradients
 
     if method not in IG_METHODS:
         raise ValueError(f"method must be one of {IG_METHODS}, got {method!r}")
-    n_steps = check_positive_int(n_steps, "n_steps")
+    n_steps = check_positive_int(n_steps, "n_steps", minimum=1 if method == "gausslegendre" else 2)
     xb, single = _as_batch(x, "x")
     base = as_float_tensor(baseline, "baseline")
     try:
@@ -159,12 +164,13 @@ def _bounds(low, high, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return lo, hi
 
 
-def _expectation(f, feature, alphas, *, mean, cov, data, method):
+def _expectation(f, feature, alphas, *, mean, cov, data, method, output_range=None):
     from . import interventions
 
     if method == "mc":
         return interventions.interventional_expectation_mc(f, data, feature, alphas)
-    return interventions.interventional_expectation(f, mean, cov, feature, alphas, method=method)
+    return interventions.interventional_expectation(f, mean, cov, feature, alphas, method=method,
+                                                    output_range=output_range)
 
 
 def _moments(data, mean, cov, method):
@@ -187,7 +193,7 @@ def _moments(data, mean, cov, method):
 
 
 def ace_map(f: Callable, low, high, *, num: int = 100, data=None, mean=None, cov=None,
-            method: str = "hvp") -> AceMap:
+            method: str = "hvp", output_range=None) -> AceMap:
     """Interventional expectations and ACE (Eq. 1) of every input feature on one output, on a grid.
 
     For each feature i, :math:`\\alpha` runs over ``num`` evenly spaced values on ``[low_i, high_i]``,
@@ -203,6 +209,8 @@ def ace_map(f: Callable, low, high, *, num: int = 100, data=None, mean=None, cov
         data: (n, k) rows; needed for ``method="mc"``, else used to estimate ``mean`` and ``cov``.
         mean, cov: (k,) and (k, k) observational moments (Corollary 2.1) for the Taylor methods.
         method: ``"hvp"``, ``"hessian"``, ``"finite_difference"`` or ``"mc"``.
+        output_range: optional ``(lo, hi)`` passed to the Taylor engine, which warns
+            (``OutOfRangeWarning``) when an estimate leaves it (e.g. ``(0, 1)`` for probabilities).
 
     Returns:
         an :class:`AceMap` of (k, num) tensors.
@@ -215,14 +223,15 @@ def ace_map(f: Callable, low, high, *, num: int = 100, data=None, mean=None, cov
     lo, hi = _bounds(low, high, k)
     steps = torch.linspace(0.0, 1.0, num, dtype=torch.float64)
     alphas = lo[:, None] + (hi - lo)[:, None] * steps
-    expect = torch.stack([_expectation(f, i, alphas[i], mean=mean, cov=cov, data=d, method=method)
+    expect = torch.stack([_expectation(f, i, alphas[i], mean=mean, cov=cov, data=d, method=method,
+                                       output_range=output_range)
                           for i in range(k)]).to(torch.float64)
     base = torch.trapezoid(expect, steps, dim=1)
     return AceMap(alphas, expect, base, expect - base[:, None])
 
 
 def local_ace(f: Callable, x, low, high, *, num: int = 100, data=None, mean=None, cov=None,
-              method: str = "hvp") -> torch.Tensor:
+              method: str = "hvp", output_range=None) -> torch.Tensor:
     """Local causal attributions: :math:`\\mathrm{ACE}^y_{do(x_i = u_i)}` at each input's own values.
 
     For an input row :math:`u`, feature i gets :math:`\\mathbb{E}[y|do(x_i=u_i)] - \\text{baseline}_i`
@@ -230,19 +239,20 @@ def local_ace(f: Callable, x, low, high, *, num: int = 100, data=None, mean=None
     Unlike a gradient or IG, the value depends on the input only through :math:`u_i`.
 
     Args:
-        f, low, high, num, data, mean, cov, method: as in :func:`ace_map`.
+        f, low, high, num, data, mean, cov, method, output_range: as in :func:`ace_map`.
         x: inputs of shape (k,) or (n, k).
 
     Returns:
         (n, k) (or (k,)) tensor of local ACE values.
     """
     xb, single = _as_batch(x, "x")
-    grid = ace_map(f, low, high, num=num, data=data, mean=mean, cov=cov, method=method)
+    grid = ace_map(f, low, high, num=num, data=data, mean=mean, cov=cov, method=method,
+                   output_range=output_range)
     d, mean_, cov_, k = _moments(data, mean, cov, method)
     if xb.shape[1] != k:
         raise ValueError(f"x must have {k} features, got {xb.shape[1]}")
-    cols = [_expectation(f, i, xb[:, i], mean=mean_, cov=cov_, data=d, method=method).to(torch.float64)
-            for i in range(k)]
+    cols = [_expectation(f, i, xb[:, i], mean=mean_, cov=cov_, data=d, method=method,
+                         output_range=output_range).to(torch.float64) for i in range(k)]
     out = torch.stack(cols, dim=1) - grid.baseline
     return out[0] if single else out
 
