@@ -92,6 +92,9 @@ def draw_dag(ax, graph, *, pos=None, highlight=(), shaded=(), dashed_edges=(), t
             for v in nodes:
                 g.nodes[v]["_layer"] = layer
         pos = nx.multipartite_layout(g, subset_key="_layer")
+        for layer, nodes in enumerate(nx.topological_generations(graph)):
+            if len(nodes) == 1:  # stagger lone nodes so long edges do not hide behind short ones
+                pos[nodes[0]] = np.array([pos[nodes[0]][0], 0.3 * (-1) ** layer])
     colors = [PALETTE[1] if v in highlight else ("#BBBBBB" if v in shaded else "#9ECAE9") for v in graph]
     nx.draw_networkx_nodes(graph, pos, ax=ax, node_color=colors, node_size=node_size, edgecolors="#333333")
     nx.draw_networkx_labels(graph, pos, ax=ax, font_size=font_size)
