@@ -53,6 +53,11 @@ __all__ = [
     "latent_information_flow",
     "per_factor_information_flow",
     "linear_gaussian_information_flow",
+    "linear_gaussian_information_flow_tensor",
+    "gaussian_kl_from_standard",
+    "latent_conditional_dependence",
+    "information_flow_from_tables",
+    "mutual_information",
     "binary_entropy",
     "LinearGaussianDecoder",
     "HyperplaneClassifier",
@@ -218,12 +223,13 @@ def plugin_information_flow(probabilities: torch.Tensor) -> torch.Tensor:
 
 
 def _sample_latents(n_latents: int, factors: list[int], given: list[int], n_given: int, n_alpha: int,
-                    n_beta: int, dtype: torch.dtype, generator: torch.Generator | None) -> torch.Tensor:
-    """Latents of shape ``(n_given, n_alpha, n_beta, D)``: ``factors`` vary along axis 1 only,
-    ``given`` along axis 0 only, the rest independently in every cell."""
+                    n_beta: int, dtype: torch.dtype, generator: torch.Generator | None,
+                    crossed: bool = False) -> torch.Tensor:
+    """Latents of shape ``(n_given, n_alpha, n_beta, D)``: ``factors`` vary along axes 0-1 (along
+    axis 1 only when ``crossed``), ``given`` along axis 0 only, the rest independently in every cell."""
     rest = [i for i in range(n_latents) if i not in factors and i not in given]
     kw = dict(generator=generator, dtype=dtype)
-    parts = [torch.randn(n_given, n_alpha, 1, len(factors), **kw).expand(-1, -1, n_beta, -1)]
+    parts = [torch.randn(1 if crossed else n_given, n_alpha, 1, len(factors), **kw).expand(n_given, -1, n_beta, -1)]
     parts.append(torch.randn(n_given, n_alpha, n_beta, len(rest), **kw))
     if given:
         parts.append(torch.randn(n_given, 1, 1, len(given), **kw).expand(-1, n_alpha, n_beta, -1))
@@ -467,6 +473,171 @@ def linear_gaussian_information_flow(a, w_alpha, W_beta, gamma: float) -> float:
     head, _ = integrate.quad(integrand, 0.0, knot, epsabs=1e-13, epsrel=1e-12, limit=200)
     tail, _ = integrate.quad(integrand, knot, np.inf, epsabs=1e-13, epsrel=1e-12, limit=200)
     return float(max(0.0, math.log(2.0) - 2.0 * (head + tail)))
+
+
+def _probit_snr(a, W_alpha, W_beta, gamma):
+    """Torch version of the effective slope s of Lemma 8 (differentiable in W_alpha and W_beta)."""
+    signal = torch.linalg.vector_norm(W_alpha.T @ a)
+    spread = 1.0 + (W_beta.T @ a).pow(2).sum() + gamma * a.pow(2).sum()
+    return signal / torch.sqrt(spread)
+
+
+def linear_gaussian_information_flow_tensor(a, W_alpha, W_beta, gamma: float, n_nodes: int = 400) -> torch.Tensor:
+    r"""Differentiable :func:`linear_gaussian_information_flow` (torch, float64), for optimising W.
+
+    Same model and formula, :math:`I = \ln 2 - 2\int_0^{T} \varphi(t)\, h_b(\Phi(s t))\,dt`, with
+    the integral done by Gauss-Legendre quadrature on ``n_nodes`` nodes over ``[0, T]``,
+    ``T = 9`` (the tail beyond is below 1e-18). It agrees with the adaptive quadrature to about 1e-8; the
+    book compares it with the adaptive-quadrature value (chapter ``12-linear-gaussian-explanations``).
+
+    Args:
+        a: ``(N,)``; W_alpha: ``(N, K)`` or ``(N,)``; W_beta: ``(N, L)`` (L may be 0); tensors
+            (gradients flow into them); gamma > 0; n_nodes >= 8.
+
+    Raises:
+        ValueError: ``gamma <= 0``, too few nodes or shapes that do not agree.
+    """
+    if not math.isfinite(float(gamma)) or float(gamma) <= 0:
+        raise ValueError(f"gamma (the decoder noise variance) must be a finite number > 0, got {gamma!r}")
+    n_nodes = check_positive_int(n_nodes, "n_nodes", minimum=8)
+    a = torch.as_tensor(a, dtype=torch.float64)
+    W_alpha = torch.as_tensor(W_alpha, dtype=torch.float64)
+    W_beta = torch.as_tensor(W_beta, dtype=torch.float64)
+    W_alpha = W_alpha[:, None] if W_alpha.dim() == 1 else W_alpha
+    W_beta = W_beta[:, None] if W_beta.dim() == 1 else W_beta
+    if a.dim() != 1 or W_alpha.dim() != 2 or W_beta.dim() != 2 or W_alpha.shape[0] != a.numel() \
+            or W_beta.shape[0] != a.numel():
+        raise ValueError(f"shapes do not agree: a {tuple(a.shape)}, W_alpha {tuple(W_alpha.shape)}, "
+                         f"W_beta {tuple(W_beta.shape)}; expected (N,), (N, K), (N, L)")
+    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    top = 9.0
+    t = torch.as_tensor(0.5 * top * (x + 1.0), dtype=torch.float64)
+    w = torch.as_tensor(0.5 * top * w, dtype=torch.float64)
+    s = _probit_snr(a, W_alpha, W_beta, float(gamma))
+    u = s * t
+    lp, lq = torch.special.log_ndtr(u), torch.special.log_ndtr(-u)
+    h = -(lp.exp() * lp + lq.exp() * lq)
+    phi = torch.exp(-0.5 * t * t) / math.sqrt(2.0 * math.pi)
+    return math.log(2.0) - 2.0 * (w * phi * h).sum()
+
+
+def gaussian_kl_from_standard(cov: torch.Tensor) -> torch.Tensor:
+    r""":math:`D_{KL}(\mathcal{N}(0, I)\,\|\,\mathcal{N}(0, \Sigma)) = \tfrac12(\operatorname{tr}
+    \Sigma^{-1} + \ln|\Sigma| - N)`, the data-fidelity term of Prop. 3 (Lemma 9), differentiable.
+
+    Args:
+        cov: ``(N, N)`` symmetric positive-definite tensor (for the linear-Gaussian decoder,
+            :math:`\Sigma = WW^\top + \gamma I`).
+
+    Raises:
+        ValueError: ``cov`` not square, or not positive definite.
+    """
+    cov = torch.as_tensor(cov, dtype=torch.float64)
+    if cov.dim() != 2 or cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"cov must be a square matrix, got shape {tuple(cov.shape)}")
+    chol, info = torch.linalg.cholesky_ex(cov)
+    if int(info) != 0:
+        raise ValueError("cov must be symmetric positive definite (its Cholesky factorisation failed)")
+    n = cov.shape[0]
+    inv_trace = torch.cholesky_inverse(chol).diagonal().sum()
+    logdet = 2.0 * torch.log(chol.diagonal()).sum()
+    return 0.5 * (inv_trace + logdet - n)
+
+
+def latent_conditional_dependence(decoder: Callable, classifier: Callable, n_latents: int, first: Sequence[int],
+                                  second: Sequence[int], n_first: int, n_second: int, n_rest: int, *,
+                                  generator: torch.Generator | None = None) -> float:
+    r""":math:`I(z_A; z_B \mid Y)` between two disjoint groups of a-priori independent latents.
+
+    Given :math:`Y` the latents become dependent ("explaining away"). Because :math:`z_A \perp z_B`,
+
+    .. math::
+
+        I(z_A; z_B \mid Y) = \mathbb{E}_{z_A, z_B}\sum_y p(y\mid z_A, z_B)
+        \ln\frac{p(y\mid z_A, z_B)\, p(y)}{p(y\mid z_A)\, p(y\mid z_B)}.
+
+    Estimated on a crossed design: ``n_first`` draws of :math:`z_A` times ``n_second`` draws of
+    :math:`z_B`, and ``n_rest`` fresh draws of all other latents per pair (the decoder's noise
+    replicates when no latent is left); one batched forward pass. This is the adjustment term of
+    Prop. 4(c)-(d) of O'Shaughnessy et al., computed independently of the flows it relates
+    (chapter ``12-linear-gaussian-explanations``).
+
+    Args:
+        decoder, classifier: as in :func:`information_flow`.
+        n_latents: ``K + L``; first, second: disjoint non-empty lists of latent indices.
+        n_first, n_second, n_rest: sample sizes (>= 1).
+        generator: ``torch.Generator`` (default: the global RNG).
+
+    Returns:
+        The estimate in nats (float).
+
+    Raises:
+        ValueError: bad counts, empty or overlapping groups, or outputs that are not probabilities.
+    """
+    d = check_positive_int(n_latents, "n_latents")
+    na, nb, nr = (check_positive_int(n_first, "n_first"), check_positive_int(n_second, "n_second"),
+                  check_positive_int(n_rest, "n_rest"))
+    A, B = _check_subset(first, "first", d), _check_subset(second, "second", d)
+    if not A or not B or set(A) & set(B):
+        raise ValueError(f"first and second must be non-empty and disjoint, got {A} and {B}")
+    # reuse the sampler: axis 0 = z_B (the 'given' slot), axis 1 = z_A, axis 2 = the rest
+    z = _sample_latents(d, A, B, nb, na, nr, _latent_dtype(decoder), generator, crossed=True)
+    with torch.no_grad():
+        p = _forward(decoder, classifier, z.reshape(-1, d), d).reshape(nb, na, nr, -1).mean(2)  # (nb, na, M)
+    p_b = p.mean(1, keepdim=True)                 # p(y | z_B)
+    p_a = p.mean(0, keepdim=True)                 # p(y | z_A)
+    p_y = p.mean((0, 1), keepdim=True)            # p(y)
+    log = lambda q: torch.log(q.clamp_min(_TINY))  # noqa: E731
+    log_ratio = log(p) + log(p_y) - log(p_a) - log(p_b)
+    return float((p * log_ratio).sum(-1).mean())
+
+
+# ----------------------------------------------------------------------------------------------
+# discrete ground truth (Def. 1, Prop. 2)
+# ----------------------------------------------------------------------------------------------
+def information_flow_from_tables(p_u, p_v_do_u) -> float:
+    r"""Ay and Polani's information flow :math:`I(U \to V)` (Def. 1) for discrete variables.
+
+    .. math::
+
+        I(U\to V) = \sum_u p(u) \sum_v p(v\mid do(u))
+        \ln\frac{p(v\mid do(u))}{\sum_{u'} p(u')\, p(v\mid do(u'))}.
+
+    Args:
+        p_u: ``(|U|,)`` probabilities of the cause (its observational marginal).
+        p_v_do_u: ``(|U|, |V|)``, row ``u`` the interventional distribution :math:`p(v\mid do(u))`.
+
+    Returns:
+        The flow in nats.
+
+    Raises:
+        ValueError: entries outside [0, 1], rows not summing to 1, or shapes that do not agree.
+    """
+    pu = np.asarray(p_u, dtype=float)
+    pv = np.asarray(p_v_do_u, dtype=float)
+    if pu.ndim != 1 or pv.ndim != 2 or pv.shape[0] != pu.shape[0]:
+        raise ValueError(f"p_u must be (|U|,) and p_v_do_u (|U|, |V|), got {pu.shape} and {pv.shape}")
+    for arr, name in ((pu[None, :], "p_u"), (pv, "p_v_do_u")):
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0) or not np.allclose(arr.sum(-1), 1.0, atol=1e-9):
+            raise ValueError(f"the rows of {name} must be probability vectors")
+    mix = pu @ pv
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(pv > 0, pv * np.log(np.where(pv > 0, pv, 1.0) / np.where(mix > 0, mix, 1.0)), 0.0)
+    return float(pu @ terms.sum(1))
+
+
+def mutual_information(joint) -> float:
+    """Mutual information :math:`I(U; V)` in nats of a discrete joint table ``joint[u, v]``.
+
+    Raises:
+        ValueError: negative entries, or a table that does not sum to 1.
+    """
+    j = np.asarray(joint, dtype=float)
+    if j.ndim != 2 or not np.all(np.isfinite(j)) or np.any(j < 0) or abs(j.sum() - 1.0) > 1e-9:
+        raise ValueError("joint must be a 2-D table of probabilities summing to 1")
+    outer = j.sum(1, keepdims=True) * j.sum(0, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.where(j > 0, j * np.log(np.where(j > 0, j, 1.0) / np.where(outer > 0, outer, 1.0)), 0.0).sum())
 
 
 # ----------------------------------------------------------------------------------------------

@@ -207,3 +207,58 @@ def test_bad_input_raises_value_error():
         inf.HyperplaneClassifier([1.0, 0.0], steepness=0.0)
     with pytest.raises(ValueError):
         inf.LinearGaussianDecoder([[1.0, 0.0]], gamma=-1.0)
+
+
+# ---------------------------------------------------------------- later additions
+def test_tensor_closed_form_matches_quadrature_and_has_gradients():
+    a = torch.tensor([5.0, 0.0], dtype=torch.float64)
+    wa = torch.tensor([0.8, 0.3], dtype=torch.float64, requires_grad=True)
+    wb = torch.tensor([[0.2], [0.9]], dtype=torch.float64)
+    val = inf.linear_gaussian_information_flow_tensor(a, wa, wb, 0.001)
+    ref = inf.linear_gaussian_information_flow(a.numpy(), wa.detach().numpy(), wb.numpy(), 0.001)
+    assert val.item() == pytest.approx(ref, abs=1e-7)
+    val.backward()
+    assert wa.grad[0] > 0  # more alignment with a = e1, more flow
+    with pytest.raises(ValueError, match="gamma"):
+        inf.linear_gaussian_information_flow_tensor(a, wa, wb, 0.0)
+
+
+def test_gaussian_kl_from_standard_against_scipy_formula():
+    cov = torch.tensor([[2.0, 0.3], [0.3, 0.5]], dtype=torch.float64)
+    # KL(N(0, I) || N(0, S)) by Monte Carlo-free formula through log densities integrated exactly
+    s_inv = np.linalg.inv(cov.numpy())
+    expected = 0.5 * (np.trace(s_inv) + np.log(np.linalg.det(cov.numpy())) - 2)
+    assert inf.gaussian_kl_from_standard(cov).item() == pytest.approx(expected, abs=1e-12)
+    assert inf.gaussian_kl_from_standard(torch.eye(3)).item() == pytest.approx(0.0, abs=1e-14)
+    with pytest.raises(ValueError):
+        inf.gaussian_kl_from_standard(torch.tensor([[1.0, 2.0], [2.0, 1.0]]))
+
+
+def test_tables_flow_and_mutual_information():
+    # independent cause: flow = mutual information; Y = U copied through a noisy channel
+    pu = np.array([0.3, 0.7])
+    pv = np.array([[0.9, 0.1], [0.2, 0.8]])
+    assert inf.information_flow_from_tables(pu, pv) == pytest.approx(inf.mutual_information(pu[:, None] * pv), abs=1e-14)
+    # hand value: I = H(V) - H(V|U)
+    pv_marg = pu @ pv
+    h = lambda q: -np.sum(q * np.log(q))  # noqa: E731
+    assert inf.mutual_information(pu[:, None] * pv) == pytest.approx(h(pv_marg) - pu @ np.array([h(r) for r in pv]))
+    with pytest.raises(ValueError):
+        inf.information_flow_from_tables([0.5, 0.6], pv)
+    with pytest.raises(ValueError):
+        inf.mutual_information([[0.5, 0.6]])
+
+
+def test_latent_conditional_dependence_explaining_away():
+    # Y = 1 iff z0 > 0 or z1 > 0 (hard "or"): given Y = 0 both are negative -> dependence given Y.
+    def clf(x):
+        p1 = ((x[:, 0] > 0) | (x[:, 1] > 0)).double()
+        return torch.stack([1 - p1, p1], 1)
+    # exact: work with signs s0, s1 (uniform bits); I(s0; s1 | Y) = H(s0|Y) + H(s1|Y) - H(s0,s1|Y)
+    # Y=0 (prob 1/4): both bits fixed -> 0; Y=1 (prob 3/4): uniform over 3 states
+    h_marg = -(1 / 3 * math.log(1 / 3) + 2 / 3 * math.log(2 / 3))
+    exact = 0.75 * (2 * h_marg - math.log(3))
+    est = inf.latent_conditional_dependence(lambda z: z, clf, 2, [0], [1], 400, 400, 1, generator=_gen(0))
+    assert est == pytest.approx(exact, abs=0.01)
+    with pytest.raises(ValueError, match="disjoint"):
+        inf.latent_conditional_dependence(lambda z: z, clf, 2, [0], [0], 5, 5, 1)
