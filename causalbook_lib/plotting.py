@@ -86,15 +86,14 @@ def draw_dag(ax, graph, *, pos=None, highlight=(), shaded=(), dashed_edges=(), t
         bad = [v for v in group if v not in graph]
         if bad:
             raise ValueError(f"{nm} names node(s) {bad} that are not in the graph")
-    if pos is None:
-        g = graph.copy()
-        for layer, nodes in enumerate(nx.topological_generations(g)):
-            for v in nodes:
-                g.nodes[v]["_layer"] = layer
-        pos = nx.multipartite_layout(g, subset_key="_layer")
+    if pos is None:  # columns by topological generation, rows in the graph's node order
+        order = {v: k for k, v in enumerate(graph.nodes)}
+        pos = {}
         for layer, nodes in enumerate(nx.topological_generations(graph)):
-            if len(nodes) == 1:  # stagger lone nodes so long edges do not hide behind short ones
-                pos[nodes[0]] = np.array([pos[nodes[0]][0], 0.3 * (-1) ** layer])
+            nodes = sorted(nodes, key=order.get)
+            for k, v in enumerate(nodes):
+                y = (len(nodes) - 1) / 2 - k if len(nodes) > 1 else 0.3 * (-1) ** layer
+                pos[v] = np.array([float(layer), y])
     colors = [PALETTE[1] if v in highlight else ("#BBBBBB" if v in shaded else "#9ECAE9") for v in graph]
     nx.draw_networkx_nodes(graph, pos, ax=ax, node_color=colors, node_size=node_size, edgecolors="#333333")
     nx.draw_networkx_labels(graph, pos, ax=ax, font_size=font_size)
