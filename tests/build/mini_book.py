@@ -26,6 +26,9 @@ def main(argv: list[str]) -> int:
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     others = [f"notebooks/{p.name}" for p in chapter_sources() if p.stem != stem]
     config["execute"]["exclude_patterns"] = others
+    # Paths in a configuration file are read relative to it: point them back at the book.
+    config["sphinx"]["local_extensions"] = {k: str(ROOT / v) for k, v in config["sphinx"]["local_extensions"].items()}
+    config["bibtex_bibfiles"] = [str(ROOT / b) for b in config["bibtex_bibfiles"]]
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     existing = {f"notebooks/{p.stem}" for p in chapter_sources()}
     for part in toc["parts"]:
@@ -37,6 +40,9 @@ def main(argv: list[str]) -> int:
     code, warnings = run_build("--config", str(out / "_config.yml"), "--toc", str(out / "_toc.yml"),
                                "--path-output", str(out), log=out / "build.log")
     mine = [w for w in warnings if stem in w]
+    if code != 0 and not warnings:
+        print(f"the build failed (exit {code}); see {out / 'build.log'}")
+        return 1
     print("\n".join(mine) if mine else f"no warnings in {stem}")
     rest = len(warnings) - len(mine)
     if rest:
