@@ -561,6 +561,8 @@ def linear_gaussian_moments(names, weights: Mapping[tuple, float], std: Mapping[
                             interventions: Mapping[str, float] | None = None):
     """Exact mean vector and covariance matrix of a linear Gaussian SCM, optionally under ``do()``.
 
+    Book: :doc:`01-structural-causal-models` (the sampling check).
+
     With :math:`B` the weight matrix (:math:`B_{ij}` from parent i to child j) the model is
     :math:`x = B^\\top x + c + u`, so :math:`x = A (c + u)` with :math:`A = (I - B^\\top)^{-1}`, and
 

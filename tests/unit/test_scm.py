@@ -337,3 +337,17 @@ def test_network_scm_bad_input():
         network_scm(torch.nn.Sequential(torch.nn.Conv1d(1, 1, 1)), variables, ["x0"])
     with pytest.raises(ValueError, match="clashes"):
         network_scm(net, {**variables, "y_0": variables["c"]}, ["x0", "x1", "x2"])
+
+
+def test_variables_and_sample_noise():
+    scm = confounded()
+    vars_ = scm.variables
+    assert set(vars_) == set(NAMES) and all(isinstance(v, Variable) for v in vars_.values())
+    vars_.pop("z")
+    assert "z" in scm.variables  # a copy
+    noise = scm.sample_noise(1000, gen(30))
+    assert list(noise) == scm.names and all(u.shape == (1000,) for u in noise.values())
+    # z has sd 1, y has sd 0.5
+    assert abs(float(noise["y"].std()) - 0.5) < 0.05 and abs(float(noise["z"].std()) - 1) < 0.1
+    with pytest.raises(ValueError, match="n must be"):
+        scm.sample_noise(-1)
