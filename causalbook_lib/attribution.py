@@ -29,7 +29,7 @@ from torch import nn
 from .utils import as_float_tensor, check_positive_int
 
 __all__ = ["check_output_function", "gradients", "integrated_gradients", "IG_METHODS", "AceMap", "ace_map",
-           "local_ace", "make_mlp", "train_classifier"]
+           "local_ace", "make_mlp", "train_classifier", "iris_classifier"]
 
 #: Quadrature rules Captum offers for the IG path integral.
 IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
@@ -280,7 +280,8 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
     """Train ``model`` (logits out) with cross-entropy and Adam; return the loss of each epoch.
 
     ``batch_size=None`` trains on the full batch (one step per epoch); otherwise each epoch visits the
-    rows in a seeded random order. Used for the Iris classifiers of Part II.
+    rows in a seeded random order. Runs on one thread (restored afterwards): for small networks that
+    is the fastest setting. Used for the Iris classifiers of Part II.
 
     Raises:
         ValueError: shapes of ``x`` (n, k) and ``y`` (n,) that do not match, or bad hyper-parameters.
@@ -297,16 +298,58 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
     loss_fn = nn.CrossEntropyLoss()
     losses = []
     model.train()
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=gen) if bs < n else torch.arange(n)
-        total = 0.0
-        for start in range(0, n, bs):
-            idx = order[start:start + bs]
-            opt.zero_grad()
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        losses.append(total / n)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny batches: one thread is fastest and immune to a busy machine
+    try:
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=gen) if bs < n else torch.arange(n)
+            total = 0.0
+            for start in range(0, n, bs):
+                idx = order[start:start + bs]
+                opt.zero_grad()
+                loss = loss_fn(model(x[idx]), y[idx])
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            losses.append(total / n)
+    finally:
+        torch.set_num_threads(threads)
     model.eval()
     return losses
+
+
+def iris_classifier(activation: str = "relu", *, seed: int = 0, epochs: int = 500, batch_size: int = 10,
+                    lr: float = 3e-3, weight_decay: float = 1e-4):
+    """The Iris classifier of Part II: a 4-8-3 MLP on min-max scaled iris (Chattopadhyay et al., Sec. 5.1).
+
+    The authors trained a ReLU 4-8-3 network with Adam (lr 3e-4, weight decay 1e-4) for 500 epochs
+    with batch size 1 (75,000 steps). The book keeps the architecture, the optimiser, the weight decay
+    and the 500 epochs, but uses batches of 10 and scales the learning rate by the same factor
+    (3e-3, the linear scaling rule): the same learning rate per example with ten times fewer steps,
+    which a laptop trains in seconds. Chapters ``04-interventional-expectations`` and
+    ``05-causal-regressors`` use it.
+
+    Args:
+        activation: ``"relu"`` (as in the paper) or a smooth variant (``"tanh"``, ``"softplus"``, ``"gelu"``).
+        seed: seed of the initialisation and of the batch order.
+        epochs, batch_size, lr, weight_decay: training settings (defaults as described above).
+
+    Returns:
+        ``(model, split, accuracy)``: the trained network in float64 and eval mode (logits out), the
+        :class:`~causalbook_lib.datasets.tabular.TabularSplit` of all 150 rows (float64), and the
+        training accuracy.
+    """
+    from .datasets import load_iris_scaled
+
+    split = load_iris_scaled(dtype=torch.float32)
+    torch.manual_seed(check_positive_int(seed, "seed", minimum=0))
+    model = make_mlp([4, 8, 3], activation)
+    train_classifier(model, split.x_train, split.y_train, epochs=epochs, batch_size=batch_size, lr=lr,
+                     weight_decay=weight_decay, seed=seed)
+    model = model.double().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    split = load_iris_scaled(dtype=torch.float64)
+    with torch.no_grad():
+        accuracy = float((model(split.x_train).argmax(1) == split.y_train).double().mean())
+    return model, split, accuracy
