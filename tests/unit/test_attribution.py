@@ -90,3 +90,67 @@ def test_make_mlp_and_train_classifier_reject_bad_input():
         A.train_classifier(A.make_mlp([2, 2]), torch.zeros(5, 2), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="lr"):
         A.train_classifier(A.make_mlp([2, 2]), torch.zeros(5, 2), torch.zeros(5, dtype=torch.long), lr=0.0)
+
+
+def _product_data():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(500, 2, generator=g, dtype=torch.float64)
+    return torch.stack([3 + z[:, 0], 50 + 30 * (0.6 * z[:, 0] + 0.8 * z[:, 1])], dim=1)
+
+
+@pytest.mark.parametrize("method", ["mc", "hessian", "hvp"])
+def test_ace_map_of_a_product_matches_the_closed_form(method):
+    data = _product_data()
+    m = A.ace_map(product, [0.0, 0.0], [6.0, 120.0], num=7, data=data, method=method)
+    mean = data.mean(0)
+    # E[ab | do(a = alpha)] = alpha E[b]; the uniform-doer baseline of a is 3 E[b], of b is 60 E[a]
+    np.testing.assert_allclose(m.expectations[0].numpy(), (m.alphas[0] * mean[1]).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(m.expectations[1].numpy(), (m.alphas[1] * mean[0]).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(m.baseline.numpy(), [3 * mean[1], 60 * mean[0]], rtol=1e-12)
+    np.testing.assert_allclose(m.ace.numpy(), (m.expectations - m.baseline[:, None]).numpy())
+    assert m.alphas.shape == (2, 7) and m.ace.shape == (2, 7)
+
+
+def test_local_ace_depends_only_on_the_feature_value():
+    data = _product_data()
+    x = torch.tensor([[3.0, 5.0], [3.0, 100.0], [4.0, 60.0]], dtype=torch.float64)
+    loc = A.local_ace(product, x, [0.0, 0.0], [6.0, 120.0], data=data, method="mc")
+    mean = data.mean(0)
+    expected = torch.stack([(x[:, 0] - 3) * mean[1], (x[:, 1] - 60) * mean[0]], dim=1)
+    np.testing.assert_allclose(loc.numpy(), expected.numpy(), rtol=1e-10, atol=1e-10)
+    single = A.local_ace(product, x[0], [0.0, 0.0], [6.0, 120.0], data=data, method="mc")
+    np.testing.assert_allclose(single.numpy(), loc[0].numpy())
+
+
+def test_ace_map_taylor_uses_moments_from_data_or_given():
+    data = _product_data()
+    mean, cov = data.mean(0), torch.cov(data.T, correction=0)
+    a = A.ace_map(product, 0.0, 10.0, num=5, data=data, method="hessian")
+    b = A.ace_map(product, 0.0, 10.0, num=5, mean=mean, cov=cov, method="hessian")
+    np.testing.assert_allclose(a.expectations.numpy(), b.expectations.numpy(), rtol=1e-12)
+
+
+def test_ace_map_and_local_ace_reject_bad_input():
+    data = _product_data()
+    with pytest.raises(ValueError, match="low must be smaller"):
+        A.ace_map(product, [0.0, 5.0], [1.0, 5.0], data=data, method="mc")
+    with pytest.raises(ValueError, match="num"):
+        A.ace_map(product, 0.0, 1.0, num=1, data=data, method="mc")
+    with pytest.raises(ValueError, match="needs data"):
+        A.ace_map(product, 0.0, 1.0, method="mc")
+    with pytest.raises(ValueError, match="mean and cov"):
+        A.ace_map(product, 0.0, 1.0, method="hvp")
+    with pytest.raises(ValueError, match="features"):
+        A.local_ace(product, torch.zeros(2, 3), 0.0, 1.0, data=data, method="mc")
+    with pytest.raises(ValueError, match="method"):
+        A.ace_map(product, 0.0, 1.0, data=data, method="simpson")
+
+
+def test_iris_classifier_is_deterministic_and_accurate():
+    m1, split, acc = A.iris_classifier("relu", epochs=60)
+    m2, _, _ = A.iris_classifier("relu", epochs=60)
+    assert split.x_train.shape == (150, 4) and split.x_train.dtype == torch.float64
+    out = m1(split.x_train)
+    assert out.shape == (150, 3) and out.dtype == torch.float64
+    np.testing.assert_array_equal(out.numpy(), m2(split.x_train).numpy())
+    assert acc > 0.8
