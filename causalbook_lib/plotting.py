@@ -111,3 +111,96 @@ def draw_dag(ax, graph, *, pos=None, highlight=(), shaded=(), dashed_edges=(), t
 
 
 __all__ += ["draw_dag"]
+
+
+# ---- Part V (chapters 16-17) ----
+def image_rows(images, *, side: int, row_titles=None, cmap: str = "gray_r", vmin: float = 0.0, vmax: float = 1.0,
+               cell: float = 0.55):
+    """Draw a grid of flat square images: ``images`` has shape (rows, cols, side * side).
+
+    Each row gets its title (``row_titles``) on the left. Returns ``(fig, axes)``. Used for
+    generated faces (chapter 16) and adversarial digits (chapter 17).
+
+    Raises:
+        ValueError: ``images`` is not 3-D with last dimension ``side ** 2``, or the number of row
+        titles does not match the number of rows.
+    """
+    a = np.asarray(images, dtype=float)
+    if a.ndim != 3 or a.shape[2] != side * side:
+        raise ValueError(f"images must have shape (rows, cols, {side * side}), got {a.shape}")
+    rows, cols = a.shape[:2]
+    if row_titles is not None and len(row_titles) != rows:
+        raise ValueError(f"row_titles must have {rows} entries, got {len(row_titles)}")
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + (1.6 if row_titles else 0.2), cell * rows + 0.2),
+                             squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(a[r, c].reshape(side, side), cmap=cmap, vmin=vmin, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        if row_titles is not None:
+            axes[r, 0].set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=9)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.25 if row_titles else 0.02, right=0.98)
+    return fig, axes
+
+
+__all__ += ["image_rows"]
+
+
+# ---- Parts III-IV (chapters 10 and 13) ----
+def sweep_grid_with_borders(images, probabilities, *, side: int = 8, row_titles=None, col_titles=None,
+                            class_names=None, cell: float = 0.6, linewidth: float = 3.0):
+    """Latent sweeps with the classifier's decision as a coloured border (O'Shaughnessy et al., Figs. 3/13).
+
+    ``images`` has shape (rows, cols, side * side); ``probabilities`` has shape (rows, cols, M), the
+    classifier's class probabilities for each image. Each border takes the colour of the predicted
+    class (palette order) and its opacity grows with the winning probability. Returns ``(fig, axes)``.
+
+    Raises:
+        ValueError: shapes that do not match, or titles of the wrong length.
+    """
+    a = np.asarray(images, dtype=float)
+    p = np.asarray(probabilities, dtype=float)
+    if a.ndim != 3 or a.shape[2] != side * side:
+        raise ValueError(f"images must have shape (rows, cols, {side * side}), got {a.shape}")
+    if p.ndim != 3 or p.shape[:2] != a.shape[:2]:
+        raise ValueError(f"probabilities must have shape (rows, cols, M) = {a.shape[:2]} + (M,), got {p.shape}")
+    rows, cols, m = a.shape[0], a.shape[1], p.shape[2]
+    if row_titles is not None and len(row_titles) != rows:
+        raise ValueError(f"row_titles must have {rows} entries, got {len(row_titles)}")
+    if col_titles is not None and len(col_titles) != cols:
+        raise ValueError(f"col_titles must have {cols} entries, got {len(col_titles)}")
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + (1.4 if row_titles else 0.3), cell * rows + 0.9),
+                             squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(a[r, c].reshape(side, side), cmap="gray_r", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            k = int(p[r, c].argmax())
+            for spine in ax.spines.values():
+                spine.set_visible(True)
+                spine.set_color(PALETTE[k % len(PALETTE)])
+                spine.set_alpha(float(np.clip(2 * p[r, c, k] - 1 if m == 2 else p[r, c, k], 0.15, 1.0)))
+                spine.set_linewidth(linewidth)
+            if r == 0 and col_titles is not None:
+                ax.set_title(col_titles[c], fontsize=8)
+        if row_titles is not None:
+            axes[r, 0].set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=9)
+    if class_names is not None:
+        from matplotlib.patches import Patch
+        handles = [Patch(facecolor="none", edgecolor=PALETTE[k % len(PALETTE)], linewidth=linewidth,
+                         label=f"classified {name}") for k, name in enumerate(class_names)]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
+    fig.subplots_adjust(wspace=0.12, hspace=0.12, left=0.2 if row_titles else 0.02, right=0.98,
+                        bottom=0.12 if class_names is not None else 0.02)
+    return fig, axes
+
+
+__all__ += ["sweep_grid_with_borders"]
