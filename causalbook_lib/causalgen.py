@@ -1,4 +1,459 @@
-"""Causal generation: causal controllers over attributes feeding conditional generators (Part V)."""
+"""Causal generation: a causal controller over binary attributes feeding a conditional generator,
+and a mixture of competing generators (Part V, chapter 16).
+
+* :class:`CausalController` is a structural causal model over binary attributes. Each attribute
+  is ``X_i := 1[U_i < p_i(pa_i)]`` with independent uniform noises ``U_i``, and ``p_i`` is a table
+  indexed by the parents' values. It samples observationally, under ``do()``, and under
+  conditioning, and computes the exact distributions by enumeration (the ground truth for the
+  Monte Carlo frequencies). It plays the role of CausalGAN's causal controller (Kocaoglu et al.):
+  there the controller is a neural network trained adversarially; for binary attributes with a
+  known graph the maximum-likelihood table of :meth:`CausalController.fit` is the same model class.
+* :class:`ConditionalVAE` maps (noise, attributes) to images; :func:`train_vae` fits it.
+* :class:`CompetitiveMixture` and :func:`train_competitive_mixture` implement the competitive
+  training of K independent VAEs in the spirit of Locatello et al.: every training point is given
+  to the generator that explains it best, so the generators split the data into modes.
+"""
 from __future__ import annotations
 
-__all__: list[str] = []
+import itertools
+import math
+from typing import Mapping, Sequence
+
+import networkx as nx
+import numpy as np
+import torch
+from torch import nn
+
+from .scm import SCM, bernoulli
+from .utils import check_positive_int
+
+__all__ = [
+    "CausalController",
+    "ConditionalVAE",
+    "train_vae",
+    "CompetitiveMixture",
+    "train_competitive_mixture",
+    "cluster_purity",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Causal controller
+# --------------------------------------------------------------------------------------------
+class CausalController:
+    """A binary structural causal model used as a causal controller (chapter 16).
+
+    Math: for each attribute ``i`` in topological order, ``X_i := 1[U_i < p_i(pa_i)]`` with
+    ``U_i ~ Uniform(0, 1)`` independent, so ``P(X_i = 1 | pa_i) = p_i(pa_i)``. An intervention
+    ``do(X_j = v)`` replaces the mechanism of ``X_j`` by the constant ``v``; conditioning on
+    ``X_j = v`` keeps every mechanism and restricts attention to the samples with ``X_j = v``.
+
+    Args:
+        parents: mapping attribute name -> tuple of parent names (the causal graph, a DAG).
+        probs: mapping attribute name -> float64 tensor of shape (2 ** len(parents),) holding
+            ``P(X = 1 | parents)``; entry ``k`` is the parent configuration whose bits, read with the
+            first parent as the most significant bit, spell ``k``.
+    Raises:
+        ValueError: unknown parent names, a cycle, wrong table sizes, or probabilities outside [0, 1].
+    """
+
+    def __init__(self, parents: Mapping[str, Sequence[str]], probs: Mapping[str, torch.Tensor]):
+        parents = {str(k): tuple(v) for k, v in parents.items()}
+        if not parents:
+            raise ValueError("parents must name at least one attribute")
+        graph = nx.DiGraph()
+        graph.add_nodes_from(parents)
+        for child, pa in parents.items():
+            for p in pa:
+                if p not in parents:
+                    raise ValueError(f"parent {p!r} of {child!r} is not an attribute; attributes are {list(parents)}")
+                graph.add_edge(p, child)
+        if not nx.is_directed_acyclic_graph(graph):
+            raise ValueError(f"the attribute graph must be acyclic, but it has the cycle {nx.find_cycle(graph)}")
+        if set(probs) != set(parents):
+            raise ValueError(f"probs must have one table per attribute {sorted(parents)}, got {sorted(probs)}")
+        self.graph = graph
+        self.parents = parents
+        self.names = tuple(parents)  # column order = the order given
+        self.order = tuple(nx.lexicographical_topological_sort(graph, key=self.names.index))
+        self.probs = {}
+        for name, table in probs.items():
+            t = torch.as_tensor(table, dtype=torch.float64).reshape(-1)
+            want = 2 ** len(parents[name])
+            if t.numel() != want:
+                raise ValueError(f"the table of {name!r} must have {want} entries (2 ** number of parents), got {t.numel()}")
+            if not bool(torch.isfinite(t).all()) or bool((t < 0).any()) or bool((t > 1).any()):
+                raise ValueError(f"the table of {name!r} must hold probabilities in [0, 1], got {t.tolist()}")
+            self.probs[name] = t
+        self.scm = self.to_scm()
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_tables(cls, parents: Mapping[str, Sequence[str]],
+                    cpts: Mapping[str, Mapping[tuple, float]]) -> "CausalController":
+        """Build a controller from tables keyed by tuples of parent values, e.g. ``{(0, 1): 0.45, ...}``.
+
+        Raises:
+            ValueError: a table misses a parent configuration (see also the class constructor).
+        """
+        probs = {}
+        for name, pa in parents.items():
+            table = cpts.get(name)
+            if table is None:
+                raise ValueError(f"cpts lacks a table for {name!r}")
+            vals = []
+            for config in itertools.product((0, 1), repeat=len(pa)):
+                if config not in table:
+                    raise ValueError(f"the table of {name!r} lacks the parent configuration {config}")
+                vals.append(float(table[config]))
+            probs[name] = torch.tensor(vals, dtype=torch.float64)
+        return cls(parents, probs)
+
+    @classmethod
+    def fit(cls, parents: Mapping[str, Sequence[str]], data, smoothing: float = 1.0) -> "CausalController":
+        """Fit every table by (Laplace-smoothed) maximum likelihood from binary data.
+
+        ``P(X_i = 1 | pa_i = k) = (count(X_i = 1, pa_i = k) + s) / (count(pa_i = k) + 2 s)``.
+        With a known graph this is the maximum-likelihood causal controller (chapter 16).
+
+        Args:
+            parents: the causal graph (see the class docstring); the columns of ``data`` follow its order.
+            data: (n, d) array of 0/1 values.
+            smoothing: pseudo-count ``s >= 0``.
+        Raises:
+            ValueError: wrong shape, values other than 0/1, or negative smoothing.
+        """
+        x = _check_binary(data, len(parents), "data")
+        if not (isinstance(smoothing, (int, float)) and smoothing >= 0):
+            raise ValueError(f"smoothing must be a number >= 0, got {smoothing!r}")
+        names = list(parents)
+        probs = {}
+        for i, name in enumerate(names):
+            pa_idx = [names.index(p) for p in parents[name]]
+            k = _config_index(x[:, pa_idx]) if pa_idx else torch.zeros(len(x), dtype=torch.long)
+            size = 2 ** len(pa_idx)
+            ones = torch.zeros(size, dtype=torch.float64).index_add_(0, k, x[:, i])
+            total = torch.zeros(size, dtype=torch.float64).index_add_(0, k, torch.ones_like(x[:, i]))
+            probs[name] = (ones + smoothing) / (total + 2 * smoothing).clamp_min(1e-300)
+            probs[name] = torch.where(total + 2 * smoothing > 0, probs[name], torch.full_like(ones, 0.5))
+        return cls(parents, probs)
+
+    # -- sampling ----------------------------------------------------------------------------
+    def _check_assignment(self, assignment: Mapping[str, int] | None, what: str) -> dict[str, float]:
+        if assignment is None:
+            return {}
+        out = {}
+        for k, v in assignment.items():
+            if k not in self.parents:
+                raise ValueError(f"{what}: unknown attribute {k!r}; attributes are {list(self.names)}")
+            if v not in (0, 1):
+                raise ValueError(f"{what}: the value of {k!r} must be 0 or 1, got {v!r}")
+            out[k] = float(v)
+        return out
+
+    def to_scm(self) -> SCM:
+        """The controller as a :class:`causalbook_lib.scm.SCM` of :func:`causalbook_lib.scm.bernoulli` variables.
+
+        Each variable is ``1[U < p(pa)]`` with ``U ~ Uniform(0, 1)``, the table lookup done on
+        whole batches. :meth:`sample` draws from this SCM (and from its ``do()``).
+        """
+        variables = {}
+        for name in self.names:
+            pa = self.parents[name]
+            table = self.probs[name]
+            if not pa:
+                variables[name] = bernoulli((), float(table[0]), description=f"1[U < {float(table[0]):.3g}]")
+            else:
+                def prob(values, pa=pa, table=table):
+                    return table[_config_index(torch.stack([values[p] for p in pa], dim=1))]
+                variables[name] = bernoulli(pa, prob, description=f"1[U < p({', '.join(pa)})]")
+        return SCM(variables)
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               do: Mapping[str, int] | None = None) -> torch.Tensor:
+        """Draw ``n`` attribute vectors by ancestral sampling of :meth:`to_scm`, optionally under ``do(...)``.
+
+        Returns:
+            (n, d) float64 tensor of 0/1 values, columns in :attr:`names` order.
+        Raises:
+            ValueError: ``n`` is not a positive integer, or ``do`` names an unknown attribute or a
+            value other than 0/1.
+        """
+        n = check_positive_int(n, "n")
+        do = self._check_assignment(do, "do")
+        model = self.scm.do(do) if do else self.scm
+        values = model.sample(n, generator)
+        return torch.stack([values[name].to(torch.float64).expand(n) for name in self.names], dim=1)
+
+    def _parent_index(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        pa = [self.names.index(p) for p in self.parents[name]]
+        if not pa:
+            return torch.zeros(x.shape[0], dtype=torch.long)
+        return _config_index(x[:, pa])
+
+    def joint(self, do: Mapping[str, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exact joint distribution by enumerating all ``2 ** d`` attribute vectors.
+
+        Returns:
+            ``(states, probs)``: states (2 ** d, d) float64 0/1, probs (2 ** d,) float64 summing to 1.
+        Raises:
+            ValueError: bad ``do`` (see :meth:`sample`).
+        """
+        do = self._check_assignment(do, "do")
+        d = len(self.names)
+        states = torch.tensor(list(itertools.product((0, 1), repeat=d)), dtype=torch.float64)
+        prob = torch.ones(len(states), dtype=torch.float64)
+        for j, name in enumerate(self.names):
+            if name in do:
+                prob = prob * (states[:, j] == do[name]).to(torch.float64)
+            else:
+                p1 = self.probs[name][self._parent_index(states, name)]
+                prob = prob * torch.where(states[:, j] == 1, p1, 1 - p1)
+        return states, prob
+
+    def marginals(self, do: Mapping[str, int] | None = None,
+                  given: Mapping[str, int] | None = None) -> torch.Tensor:
+        """Exact ``P(X_i = 1 | given; do)`` for every attribute, by enumeration.
+
+        Returns:
+            (d,) float64 tensor.
+        Raises:
+            ValueError: bad ``do`` / ``given``, or ``given`` has probability zero.
+        """
+        states, prob = self.joint(do)
+        given = self._check_assignment(given, "given")
+        mask = torch.ones(len(states), dtype=torch.bool)
+        for k, v in given.items():
+            mask &= states[:, self.names.index(k)] == v
+        total = prob[mask].sum()
+        if float(total) <= 0:
+            raise ValueError(f"the event {given} has probability zero; cannot condition on it")
+        return (prob[mask, None] * states[mask]).sum(0) / total
+
+    def sample_conditional(self, n: int, given: Mapping[str, int], generator: torch.Generator | None = None,
+                           do: Mapping[str, int] | None = None) -> torch.Tensor:
+        """Draw ``n`` attribute vectors from ``P(X | given; do)`` (exact, from the enumerated joint).
+
+        Raises:
+            ValueError: bad arguments, or ``given`` has probability zero.
+        """
+        n = check_positive_int(n, "n")
+        states, prob = self.joint(do)
+        given = self._check_assignment(given, "given")
+        for k, v in given.items():
+            prob = prob * (states[:, self.names.index(k)] == v).to(torch.float64)
+        if float(prob.sum()) <= 0:
+            raise ValueError(f"the event {given} has probability zero; cannot condition on it")
+        idx = torch.multinomial(prob / prob.sum(), n, replacement=True, generator=generator)
+        return states[idx]
+
+
+def _check_binary(data, d: int, name: str) -> torch.Tensor:
+    x = torch.as_tensor(data).to(torch.float64)
+    if x.dim() != 2 or x.shape[1] != d:
+        raise ValueError(f"{name} must have shape (n, {d}), got {tuple(x.shape)}")
+    if not bool(((x == 0) | (x == 1)).all()):
+        raise ValueError(f"{name} must hold only 0 and 1")
+    return x
+
+
+def _config_index(bits: torch.Tensor) -> torch.Tensor:
+    """Integer code of rows of bits, the first column being the most significant bit."""
+    k = bits.shape[1]
+    weights = 2 ** torch.arange(k - 1, -1, -1, dtype=torch.long)
+    return (bits.to(torch.long) * weights).sum(1)
+
+
+# --------------------------------------------------------------------------------------------
+# Conditional VAE
+# --------------------------------------------------------------------------------------------
+class ConditionalVAE(nn.Module):
+    """A small (conditional) variational autoencoder with one hidden layer (chapter 16).
+
+    Encoder ``q(z | x, c) = N(mu(x, c), diag sigma^2(x, c))``, prior ``p(z) = N(0, I)``, decoder
+    mean ``g(z, c)``. With ``likelihood="gaussian"`` the decoder is ``N(g(z, c), noise_std^2 I)``;
+    with ``"bernoulli"``, ``g`` are pixel probabilities. ``cond_dim=0`` gives a plain VAE.
+
+    Args:
+        x_dim: number of pixels; cond_dim: number of attributes (>= 0); latent_dim, hidden: sizes.
+    Raises:
+        ValueError: non-positive sizes or an unknown likelihood.
+    """
+
+    def __init__(self, x_dim: int, cond_dim: int = 0, latent_dim: int = 4, hidden: int = 64,
+                 likelihood: str = "gaussian", noise_std: float = 0.1):
+        super().__init__()
+        self.x_dim = check_positive_int(x_dim, "x_dim")
+        self.cond_dim = check_positive_int(cond_dim, "cond_dim", minimum=0)
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        hidden = check_positive_int(hidden, "hidden")
+        if likelihood not in ("gaussian", "bernoulli"):
+            raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
+        if not noise_std > 0:
+            raise ValueError(f"noise_std must be positive, got {noise_std!r}")
+        self.likelihood = likelihood
+        self.noise_std = float(noise_std)
+        self.encoder = nn.Sequential(nn.Linear(x_dim + cond_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
+        self.decoder = nn.Sequential(nn.Linear(latent_dim + cond_dim, hidden), nn.ReLU(), nn.Linear(hidden, x_dim))
+
+    def _cond(self, c, n: int, like: torch.Tensor) -> torch.Tensor:
+        if self.cond_dim == 0:
+            return like.new_zeros(n, 0)
+        if c is None:
+            raise ValueError(f"this VAE is conditional: pass c with shape (n, {self.cond_dim})")
+        c = torch.as_tensor(c, dtype=like.dtype)
+        if c.shape != (n, self.cond_dim):
+            raise ValueError(f"c must have shape ({n}, {self.cond_dim}), got {tuple(c.shape)}")
+        return c
+
+    def decode(self, z: torch.Tensor, c=None) -> torch.Tensor:
+        """Decoder mean (pixel values, or probabilities for the Bernoulli likelihood): (n, x_dim)."""
+        out = self.decoder(torch.cat([z, self._cond(c, z.shape[0], z)], dim=1))
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    def elbo(self, x: torch.Tensor, c=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-sample evidence lower bound (nats) with one reparameterised sample: shape (n,).
+
+        ``ELBO(x) = E_q[log p(x | z, c)] - KL(q(z | x, c) || N(0, I))``.
+        """
+        if x.dim() != 2 or x.shape[1] != self.x_dim:
+            raise ValueError(f"x must have shape (n, {self.x_dim}), got {tuple(x.shape)}")
+        c = self._cond(c, x.shape[0], x)
+        mu, logvar = self.encoder(torch.cat([x, c], dim=1)).chunk(2, dim=1)
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        out = self.decoder(torch.cat([z, c], dim=1))
+        if self.likelihood == "bernoulli":
+            rec = -nn.functional.binary_cross_entropy_with_logits(out, x, reduction="none").sum(1)
+        else:
+            s2 = self.noise_std ** 2
+            rec = -0.5 * (((x - out) ** 2) / s2 + math.log(2 * math.pi * s2)).sum(1)
+        kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)
+        return rec - kl
+
+    @torch.no_grad()
+    def generate(self, n: int, c=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decoder means for ``n`` prior draws ``z ~ N(0, I)`` (and attributes ``c`` of shape (n, cond_dim))."""
+        n = check_positive_int(n, "n")
+        z = torch.randn(n, self.latent_dim, generator=generator)
+        return self.decode(z, c)
+
+
+def train_vae(model: ConditionalVAE, x: torch.Tensor, c=None, *, epochs: int = 200, batch_size: int = 128,
+              lr: float = 3e-3, generator: torch.Generator | None = None) -> list[float]:
+    """Fit a :class:`ConditionalVAE` by maximising the mean ELBO with Adam; return per-epoch mean -ELBO.
+
+    Raises:
+        ValueError: shapes that do not match the model, or non-positive epochs / batch size / lr.
+    """
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    x = torch.as_tensor(x, dtype=torch.float32)
+    if x.dim() != 2 or x.shape[1] != model.x_dim:
+        raise ValueError(f"x must have shape (n, {model.x_dim}), got {tuple(x.shape)}")
+    c = model._cond(c, x.shape[0], x)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for _ in range(epochs):
+        perm = torch.randperm(x.shape[0], generator=generator)
+        total = 0.0
+        for start in range(0, x.shape[0], batch_size):
+            idx = perm[start:start + batch_size]
+            loss = -model.elbo(x[idx], c[idx] if model.cond_dim else None, generator=generator).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        history.append(total / x.shape[0])
+    return history
+
+
+# --------------------------------------------------------------------------------------------
+# Competitive mixture of generators
+# --------------------------------------------------------------------------------------------
+class CompetitiveMixture(nn.Module):
+    """K independent VAEs that compete for data points (Locatello et al.; chapter 16).
+
+    The model is ``p(x) = sum_j alpha_j p_{g_j}(x)``; a point is assigned to
+    ``argmax_j ELBO_j(x)`` (a lower bound of ``log p_{g_j}(x)``), and only the winner learns from it.
+
+    Raises:
+        ValueError: ``k < 2`` or bad VAE sizes.
+    """
+
+    def __init__(self, k: int, x_dim: int, latent_dim: int = 2, hidden: int = 32, likelihood: str = "bernoulli"):
+        super().__init__()
+        self.k = check_positive_int(k, "k", minimum=2)
+        self.experts = nn.ModuleList(ConditionalVAE(x_dim, 0, latent_dim, hidden, likelihood) for _ in range(self.k))
+
+    def elbos(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """ELBO of every expert on every point: shape (n, k)."""
+        return torch.stack([e.elbo(x, generator=generator) for e in self.experts], dim=1)
+
+    @torch.no_grad()
+    def assign(self, x: torch.Tensor, n_samples: int = 8, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Hard assignment ``argmax_j`` of the ELBO averaged over ``n_samples`` draws: shape (n,) long."""
+        n_samples = check_positive_int(n_samples, "n_samples")
+        x = torch.as_tensor(x, dtype=torch.float32)
+        return torch.stack([self.elbos(x, generator) for _ in range(n_samples)]).mean(0).argmax(1)
+
+
+def train_competitive_mixture(mixture: CompetitiveMixture, x: torch.Tensor, *, epochs: int = 60,
+                              warmup_epochs: int = 5, batch_size: int = 128, lr: float = 3e-3,
+                              generator: torch.Generator | None = None) -> torch.Tensor:
+    """Competitive training: each point trains only the expert with the highest ELBO on it.
+
+    During ``warmup_epochs`` each expert sees a fixed random share (1/K) of the data, which gives
+    the experts different starting points; then the competition starts. Returns the fraction of the
+    data won by each expert after every epoch, shape (epochs, k).
+
+    Raises:
+        ValueError: bad shapes or non-positive epoch counts / batch size / lr.
+    """
+    epochs = check_positive_int(epochs, "epochs")
+    warmup_epochs = check_positive_int(warmup_epochs, "warmup_epochs", minimum=0)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    x = torch.as_tensor(x, dtype=torch.float32)
+    x_dim = mixture.experts[0].x_dim
+    if x.dim() != 2 or x.shape[1] != x_dim:
+        raise ValueError(f"x must have shape (n, {x_dim}), got {tuple(x.shape)}")
+    opt = torch.optim.Adam(mixture.parameters(), lr=lr)
+    random_owner = torch.randint(0, mixture.k, (x.shape[0],), generator=generator)
+    shares = []
+    for epoch in range(epochs):
+        perm = torch.randperm(x.shape[0], generator=generator)
+        won = torch.zeros(mixture.k)
+        for start in range(0, x.shape[0], batch_size):
+            idx = perm[start:start + batch_size]
+            e = mixture.elbos(x[idx], generator)
+            owner = random_owner[idx] if epoch < warmup_epochs else e.detach().argmax(1)
+            won += torch.bincount(owner, minlength=mixture.k).float()
+            loss = -e.gather(1, owner[:, None]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        shares.append(won / x.shape[0])
+    return torch.stack(shares)
+
+
+def cluster_purity(assignment, labels) -> float:
+    """Purity of a clustering: the fraction of points whose cluster's majority label is their own.
+
+    ``purity = (1/n) sum_j max_y |{i : a_i = j, y_i = y}|``; 1 means every cluster holds one label.
+
+    Raises:
+        ValueError: the two arrays differ in length, are empty, or are not 1-D integer arrays.
+    """
+    a = np.asarray(assignment)
+    y = np.asarray(labels)
+    if a.ndim != 1 or y.ndim != 1 or len(a) != len(y) or len(a) == 0:
+        raise ValueError(f"assignment and labels must be non-empty 1-D arrays of equal length, got shapes {a.shape} and {y.shape}")
+    if not (np.issubdtype(a.dtype, np.integer) and np.issubdtype(y.dtype, np.integer)):
+        raise ValueError("assignment and labels must be integer arrays")
+    table = np.zeros((a.max() + 1, y.max() + 1 - min(0, y.min())), dtype=np.int64)
+    np.add.at(table, (a, y), 1)
+    return float(table.max(axis=1).sum() / len(a))
