@@ -124,7 +124,8 @@ class DelayLineRNN(nn.Module):
         if state is None:
             state = x.new_zeros(x.shape[0], lag, x.shape[2])
         buf = torch.cat([state, x], dim=1)                       # (B, L + T, k)
-        windows = buf.unfold(1, lag + 1, 1)                      # (B, T, k, L + 1); last = newest
+        T = x.shape[1]
+        windows = torch.stack([buf[:, j:j + T] for j in range(lag + 1)], dim=-1)  # (B, T, k, L + 1); last = newest
         y = self.activation((windows * self.weights.flip(0).to(x.dtype)).sum(-1))
         return y, buf[:, buf.shape[1] - lag:]
 

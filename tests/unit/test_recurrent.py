@@ -238,3 +238,19 @@ def test_bad_input_models_and_taylor():
         R.taylor_expectation(f, torch.zeros(1, 2), torch.tensor([[[1.0, 0.5], [0.0, 1.0]]]))
     with pytest.raises(ValueError, match="semi-definite"):
         R.taylor_expectation(f, torch.zeros(1, 2), torch.tensor([[[1.0, 0.0], [0.0, -1.0]]]))
+
+
+def test_lag_tau_norm_criterion_and_full_lag_window(data, tiny_gru):
+    taps = [0.9, -0.5, 0.25]
+    model = R.DelayLineRNN(taps, activation=lambda z: z)
+    norms = R.lag_jacobian_determinants(model, torch.randn(4, 9, 2), 8, criterion="norm")
+    expected = torch.tensor([0.9, 0.5, 0.25] + [0.0] * 6, dtype=torch.float64) * 2 ** 0.5  # ||w_k I_2||_F
+    torch.testing.assert_close(norms, expected.expand(4, 9))
+    assert R.lag_tau(model, torch.randn(4, 9, 2), 8, rtol=0.0, criterion="norm")[0] == 2
+    with pytest.raises(ValueError, match="criterion"):
+        R.lag_tau(model, torch.randn(4, 9, 2), 8, criterion="trace")
+    full = R.interventional_expectation_rnn(tiny_gru, data, t_hat=3, feature=0, alphas=[0.5], t=6)
+    same = R.interventional_expectation_rnn(tiny_gru, data, t_hat=3, feature=0, alphas=[0.5], t=6, lag=6)
+    torch.testing.assert_close(full.taylor, same.taylor)
+    short = R.interventional_expectation_rnn(tiny_gru, data, t_hat=3, feature=0, alphas=[0.5], t=6, lag=3)
+    assert float(short.cov[0, :6].abs().max()) == 0.0 and float(short.cov[0, 6:, 6:].abs().max()) > 0
