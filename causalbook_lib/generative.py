@@ -526,16 +526,20 @@ class ExplanationVAE(nn.Module):
         return self.decoder(z)
 
 
-def negative_elbo(vae: ExplanationVAE, x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The data-fidelity loss ``-D`` of the explanation VAE: squared error plus KL, per sample.
+def negative_elbo(vae: ExplanationVAE, x: torch.Tensor, noise: torch.Tensor,
+                  pixel_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The data-fidelity loss ``-D`` of the explanation VAE: weighted squared error plus KL, per sample.
 
-    With a Gaussian likelihood of variance 1/2 the negative ELBO is, up to a constant,
-    :math:`\\|x - g(z)\\|^2 + \\mathrm{KL}(q(z\\mid x)\\,\\|\\,N(0, I))` with one reparameterised draw
-    ``z = mu + sigma * noise``; this is the loss of O'Shaughnessy et al.'s code (sum of squared errors
-    over pixels plus KL, averaged over the batch).
+    With a Gaussian likelihood of variance ``1 / (2 * pixel_weight)`` the negative ELBO is, up to a
+    constant, :math:`w\\,\\|x - g(z)\\|^2 + \\mathrm{KL}(q(z\\mid x)\\,\\|\\,N(0, I))` with one
+    reparameterised draw ``z = mu + sigma * noise``. With ``pixel_weight = 1`` this is the loss of
+    O'Shaughnessy et al.'s code (sum of squared errors over pixels plus KL, averaged over the batch).
+    On smaller images the squared-error sum shrinks with the pixel count while the KL does not;
+    ``pixel_weight = 784 / n_pixels`` restores the balance the authors had on MNIST.
 
     Args:
         vae: an :class:`ExplanationVAE`; x: ``(batch, n_pixels)``; noise: ``(batch, K + L)`` standard normal.
+        pixel_weight: weight ``w > 0`` of the squared error.
 
     Returns:
         ``(loss, kl)``: scalar tensors, the mean over the batch of SSE + KL, and of KL alone.
@@ -544,9 +548,11 @@ def negative_elbo(vae: ExplanationVAE, x: torch.Tensor, noise: torch.Tensor) -> 
         ValueError: if ``noise`` does not have shape ``(batch, K + L)``.
     """
     check_shape(noise, "noise", (x.shape[0], vae.latent_dim))
+    if not (isinstance(pixel_weight, (int, float)) and pixel_weight > 0 and math.isfinite(pixel_weight)):
+        raise ValueError(f"pixel_weight must be a positive number, got {pixel_weight!r}")
     mu, logvar = vae.encode(x)
     z = mu + torch.exp(0.5 * logvar) * noise
-    sse = (vae.decode(z) - x).pow(2).sum(-1)
+    sse = pixel_weight * (vae.decode(z) - x).pow(2).sum(-1)
     kl = _gaussian_kl(mu, logvar).sum(-1)
     return (sse + kl).mean(), kl.mean()
 
@@ -564,7 +570,7 @@ class ExplainerHistory:
 
 def train_explainer(vae: ExplanationVAE, classifier: nn.Module, x, *, lam: float, steps: int, batch_size: int = 64,
                     lr: float = 5e-4, n_alpha: int = 100, n_beta: int = 25,
-                    generator: torch.Generator | None = None, log_every: int = 10,
+                    pixel_weight: float = 1.0, generator: torch.Generator | None = None, log_every: int = 10,
                     history: ExplainerHistory | None = None) -> ExplainerHistory:
     """Maximise ``C(alpha, Y) + lam * D`` (objective (3) of O'Shaughnessy et al. 2020) with Adam.
 
@@ -580,6 +586,7 @@ def train_explainer(vae: ExplanationVAE, classifier: nn.Module, x, *, lam: float
         x: training images ``(n, n_pixels)`` in [0, 1].
         lam: weight ``lambda >= 0`` of the data-fidelity term.
         steps: number of Adam steps; the paper uses 8000 with batch 64 and lr 5e-4.
+        pixel_weight: weight of the squared error in ``-D`` (see :func:`negative_elbo`).
         history: pass a previous history to continue training (its step counter continues).
 
     Returns:
@@ -611,7 +618,7 @@ def train_explainer(vae: ExplanationVAE, classifier: nn.Module, x, *, lam: float
     for step in range(first, first + steps):
         idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen)
         noise = torch.randn(batch_size, vae.latent_dim, generator=gen)
-        data_loss, _ = negative_elbo(vae, x[idx], noise)
+        data_loss, _ = negative_elbo(vae, x[idx], noise, pixel_weight)
         if vae.n_causal > 0:
             c = infoflow.information_flow_objective(vae.decoder, classifier, vae.n_causal, vae.n_noncausal,
                                                     n_alpha, n_beta, generator=gen)

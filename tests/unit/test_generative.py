@@ -226,3 +226,15 @@ def test_latent_counterfactuals_moves_only_the_causal_factor():
         G.latent_counterfactuals(decode, StepClassifier(), z, torch.tensor([1]))
     with pytest.raises(ValueError):
         G.latent_counterfactuals(decode, StepClassifier(), z, torch.tensor([1, 0]), confidence=1.5)
+
+
+def test_negative_elbo_pixel_weight():
+    vae = G.ExplanationVAE(1, 1, n_pixels=4, hidden=3)
+    x = torch.rand(5, 4)
+    noise = torch.randn(5, 2)
+    l1, kl = G.negative_elbo(vae, x, noise)
+    l3, kl3 = G.negative_elbo(vae, x, noise, pixel_weight=3.0)
+    assert torch.allclose(kl, kl3)
+    assert torch.allclose(l3 - kl3, 3.0 * (l1 - kl))
+    with pytest.raises(ValueError):
+        G.negative_elbo(vae, x, noise, pixel_weight=0.0)
