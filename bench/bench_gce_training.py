@@ -58,7 +58,7 @@ def step_times(encode_decode_loss, decoder, classifier, params, K, L, n_alpha, n
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
-        values.append(float(c))
+        values.append(c.item())
     return statistics.median(times), statistics.mean(values)
 
 
