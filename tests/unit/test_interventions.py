@@ -350,3 +350,24 @@ def test_bad_inputs_monte_carlo_and_helpers():
         I.mlp_interventional_expectation_all(nn.Sequential(nn.Linear(5, 2)).double(), mean, cov, ALPHAS)
     with pytest.raises(ValueError, match="first module"):
         I.mlp_interventional_expectation_all(nn.Sequential(nn.Tanh(), nn.Linear(6, 2)), mean, cov, ALPHAS)
+
+
+def test_mlp_fast_path_features_and_alpha_nodes():
+    mean, cov, _ = _problem()
+    net = _mlp(6)
+    alphas = torch.linspace(-1, 1, 21, dtype=D)
+    full = I.mlp_interventional_expectation_all(net, mean, cov, alphas)
+    sub = I.mlp_interventional_expectation_all(net, mean, cov, alphas, features=[4, 1])
+    torch.testing.assert_close(sub, full[[4, 1]], atol=1e-13, rtol=0)
+    # interpolating the second-order term in alpha converges to the exact map as nodes grow
+    errs = [float((I.mlp_interventional_expectation_all(net, mean, cov, alphas, alpha_nodes=n) - full).abs().max())
+            for n in (3, 6, 12)]
+    assert errs[2] < errs[0] and errs[2] < 1e-6
+    # with as many nodes as alphas nothing is interpolated
+    torch.testing.assert_close(I.mlp_interventional_expectation_all(net, mean, cov, alphas, alpha_nodes=21), full)
+    with pytest.raises(ValueError, match="alpha_nodes"):
+        I.mlp_interventional_expectation_all(net, mean, cov, alphas, alpha_nodes=1)
+    with pytest.raises(ValueError, match="features"):
+        I.mlp_interventional_expectation_all(net, mean, cov, alphas, features=[])
+    with pytest.raises(ValueError, match="features"):
+        I.mlp_interventional_expectation_all(net, mean, cov, alphas, features=[6])
