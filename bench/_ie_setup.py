@@ -1,9 +1,10 @@
 """The benchmark problem of ``bench_interventions.py`` (also used by chapter 06-scaling).
 
 A 784-input network with 4 hidden layers of 256 tanh units and 10 outputs, with Gaussian weights
-N(0, 1/fan_in) (LeCun initialisation; the tanh units then work in their curved range), and a correlated input distribution on a
-28 x 28 pixel grid: a smooth mean image and a squared-exponential covariance (length scale 2 pixels,
-variance 0.05) plus a 5 % independent "nugget" so the covariance has full rank.
+N(0, 1/fan_in) (LeCun initialisation; the tanh units then work in their curved range), and a
+correlated input distribution on a 28 x 28 pixel grid: a smooth mean image and a squared-exponential
+covariance (length scale 2 pixels, variance 0.05) plus a 5 % independent "nugget" so the covariance
+has full rank.
 """
 from __future__ import annotations
 
