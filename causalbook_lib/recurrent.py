@@ -38,6 +38,7 @@ __all__ = [
     "DelayLineRNN",
     "fit_last_step_classifier",
     "fit_next_step",
+    "float64_copy",
     "last_step_output",
     "rollout_with_feedback",
     "taylor_expectation",
@@ -266,12 +267,22 @@ def _as_interventions(feature, alphas, k: int) -> tuple[torch.Tensor, torch.Tens
     return f, a
 
 
-def _float64_copy(model: nn.Module) -> nn.Module:
+def float64_copy(model: nn.Module) -> nn.Module:
+    """A frozen float64 copy of ``model`` in eval mode (parameters do not require gradients).
+
+    Every estimate of this module runs on such a copy, so float32 training never leaks into the
+    numerics of Eq. 4 or of the lag determinants.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     m = copy.deepcopy(model).double()
     m.eval()
     for p in m.parameters():
         p.requires_grad_(False)
     return m
+
+
+_float64_copy = float64_copy
 
 
 def rollout_with_feedback(model: nn.Module, data: torch.Tensor, *, t_hat: int, feature, alphas, t: int,

@@ -254,3 +254,12 @@ def test_lag_tau_norm_criterion_and_full_lag_window(data, tiny_gru):
     torch.testing.assert_close(full.taylor, same.taylor)
     short = R.interventional_expectation_rnn(tiny_gru, data, t_hat=3, feature=0, alphas=[0.5], t=6, lag=3)
     assert float(short.cov[0, :6].abs().max()) == 0.0 and float(short.cov[0, 6:, 6:].abs().max()) > 0
+
+
+def test_float64_copy(tiny_gru, data):
+    m = R.float64_copy(tiny_gru)
+    assert all(p.dtype == torch.float64 and not p.requires_grad for p in m.parameters())
+    assert not m.training and next(tiny_gru.parameters()).dtype == torch.float32
+    torch.testing.assert_close(m(data[:3])[0], tiny_gru(data[:3].float())[0].double(), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="nn.Module"):
+        R.float64_copy(lambda x: x)
