@@ -182,6 +182,28 @@ def _minibatches(n: int, batch_size: int, generator: torch.Generator):
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+def _adam_epochs(model: nn.Module, n: int, batch_loss, epochs: int, batch_size: int, lr: float,
+                 generator: torch.Generator | None) -> list[float]:
+    """Adam over shuffled mini-batches of ``n`` rows; ``batch_loss(idx)`` gives a batch's mean loss.
+
+    Returns the mean training loss of every epoch.
+    """
+    epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for _ in range(epochs):
+        total = 0.0
+        for idx in _minibatches(n, batch_size, g):
+            loss = batch_loss(idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        history.append(total / n)
+    return history
+
+
 def fit_last_step_classifier(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, *,
                              epochs: int = 20, batch_size: int = 64, lr: float = 1e-2,
                              generator: torch.Generator | None = None) -> list[float]:
@@ -193,22 +215,13 @@ def fit_last_step_classifier(model: nn.Module, x: torch.Tensor, lengths: torch.T
     lengths = _check_lengths(lengths, x.shape[0], x.shape[1])
     if y.shape != (x.shape[0],):
         raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
-    epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history = []
-    for _ in range(epochs):
-        total = 0.0
-        for idx in _minibatches(x.shape[0], batch_size, g):
-            out, _ = model(x[idx])
-            p = out[torch.arange(len(idx)), lengths[idx] - 1, 0].clamp(1e-7, 1 - 1e-7)
-            loss = nn.functional.binary_cross_entropy(p, y[idx].to(p.dtype))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        history.append(total / x.shape[0])
-    return history
+
+    def batch_loss(idx):
+        out, _ = model(x[idx])
+        p = out[torch.arange(len(idx)), lengths[idx] - 1, 0].clamp(1e-7, 1 - 1e-7)
+        return nn.functional.binary_cross_entropy(p, y[idx].to(p.dtype))
+
+    return _adam_epochs(model, x.shape[0], batch_loss, epochs, batch_size, lr, generator)
 
 
 def fit_next_step(model: nn.Module, x: torch.Tensor, *, epochs: int = 30, batch_size: int = 32, lr: float = 1e-2,
@@ -221,21 +234,12 @@ def fit_next_step(model: nn.Module, x: torch.Tensor, *, epochs: int = 30, batch_
     x = _check_sequences(x, "x")
     if x.shape[1] < 2:
         raise ValueError(f"x needs at least 2 time steps, got {x.shape[1]}")
-    epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history = []
-    for _ in range(epochs):
-        total = 0.0
-        for idx in _minibatches(x.shape[0], batch_size, g):
-            out, _ = model(x[idx, :-1])
-            loss = nn.functional.mse_loss(out, x[idx, 1:])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        history.append(total / x.shape[0])
-    return history
+
+    def batch_loss(idx):
+        out, _ = model(x[idx, :-1])
+        return nn.functional.mse_loss(out, x[idx, 1:])
+
+    return _adam_epochs(model, x.shape[0], batch_loss, epochs, batch_size, lr, generator)
 
 
 # --------------------------------------------------------------------------------------------------
