@@ -42,7 +42,7 @@ def _row(cells):
 
 
 def _table(headers, rows, widths):
-    table = nodes.table(classes=["claims-table"])
+    table = nodes.table(classes=["claims-table", "colwidths-given"])
     group = nodes.tgroup(cols=len(headers))
     table += group
     for w in widths:
@@ -96,7 +96,7 @@ def _resolve(app, doctree, fromdocname):
         f"{checks['FAIL']} failed and {checks['not run']} were not run.")
     content.append(summary)
 
-    headers = ["Claim", "Source", "Statement", "Paper", "Ours (this build)", "Criterion", "Status", "Check"]
+    headers = ["Claim and source", "Statement", "Paper", "Ours (this build)", "Criterion", "Status"]
     for chapter in sorted(by_chapter):
         link, _ = _chapter_link(app, fromdocname, chapter)
         section_title = nodes.rubric()
@@ -107,20 +107,21 @@ def _resolve(app, doctree, fromdocname):
             res = results.get(e["id"])
             ours = fmt(res["value"]) if res else "not run"
             check = "not run" if res is None else ("pass" if res["passed"] else "FAIL")
-            statement = e["statement"]
+            claim = nodes.container()
+            claim += nodes.paragraph("", "", nodes.literal(text=e["id"]))
+            claim += nodes.paragraph(text=f"{e['citation']}, {e['where']}", classes=["claim-source"])
+            statement = nodes.container()
+            statement += nodes.paragraph(text=e["statement"])
             if e.get("explanation"):
-                statement = f"{statement} Note: {e['explanation']}"
-            rows.append(_row([
-                nodes.paragraph("", "", nodes.literal(text=e["id"])),
-                f"{e['citation']}, {e['where']}",
-                statement,
-                fmt(e["paper"]),
-                ours,
-                cbclaims.describe_criterion(e),
-                e["status"],
-                check,
-            ]))
-        content.append(_table(headers, rows, [14, 10, 34, 10, 10, 12, 6, 5]))
+                statement += nodes.paragraph(text=f"Note: {e['explanation']}", classes=["claim-note"])
+            status = nodes.container()
+            status += nodes.paragraph(text=e["status"])
+            status += nodes.paragraph("", "", nodes.strong(text=check))
+            rows.append(_row([claim, statement, fmt(e["paper"]), ours, cbclaims.describe_criterion(e), status]))
+        content.append(_table(headers, rows, [19, 34, 12, 12, 12, 11]))
+    wrapper = nodes.container(classes=["claims-status"])
+    wrapper += content
+    content = [wrapper]
     for ph in placeholders:
         ph.replace_self(content)
 
