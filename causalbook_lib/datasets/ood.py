@@ -63,6 +63,15 @@ def _generator(seed) -> torch.Generator:
 # Altitude -> temperature (chapter 14)
 # --------------------------------------------------------------------------------------------
 
+def _altitude_parameters(altitude_mean, altitude_std, lapse_rate, sea_level_temperature, noise_std):
+    """Validate the altitude -> temperature parameters; return them as floats in that order."""
+    return (_check_number(altitude_mean, "altitude_mean"),
+            _check_number(altitude_std, "altitude_std", positive=True),
+            _check_number(lapse_rate, "lapse_rate"),
+            _check_number(sea_level_temperature, "sea_level_temperature"),
+            _check_number(noise_std, "noise_std", positive=True))
+
+
 def altitude_temperature_scm(altitude_mean: float, altitude_std: float, *, lapse_rate: float = -6.5,
                              sea_level_temperature: float = 28.0, noise_std: float = 2.0):
     """The SCM altitude -> temperature of one "country" (chapter 14, survey Sec. 2.2), a :class:`cb.scm.SCM`.
@@ -86,11 +95,8 @@ def altitude_temperature_scm(altitude_mean: float, altitude_std: float, *, lapse
     """
     from ..scm import linear_gaussian
 
-    mu = _check_number(altitude_mean, "altitude_mean")
-    sd = _check_number(altitude_std, "altitude_std", positive=True)
-    lam = _check_number(lapse_rate, "lapse_rate")
-    t0 = _check_number(sea_level_temperature, "sea_level_temperature")
-    sigma = _check_number(noise_std, "noise_std", positive=True)
+    mu, sd, lam, t0, sigma = _altitude_parameters(altitude_mean, altitude_std, lapse_rate,
+                                                  sea_level_temperature, noise_std)
     return linear_gaussian(["altitude", "temperature"], {("altitude", "temperature"): lam},
                            {"altitude": sd, "temperature": sigma}, {"altitude": mu, "temperature": t0})
 
@@ -138,11 +144,8 @@ def altitude_temperature_conditionals(altitude_mean: float, altitude_std: float,
     Raises:
         ValueError: a non-finite parameter or a non-positive standard deviation.
     """
-    mu = _check_number(altitude_mean, "altitude_mean")
-    sd = _check_number(altitude_std, "altitude_std", positive=True)
-    lam = _check_number(lapse_rate, "lapse_rate")
-    t0 = _check_number(sea_level_temperature, "sea_level_temperature")
-    sigma = _check_number(noise_std, "noise_std", positive=True)
+    mu, sd, lam, t0, sigma = _altitude_parameters(altitude_mean, altitude_std, lapse_rate,
+                                                  sea_level_temperature, noise_std)
     var_y = lam**2 * sd**2 + sigma**2
     slope = lam * sd**2 / var_y
     mean_y = t0 + lam * mu
