@@ -136,16 +136,9 @@ def train_conditional_vae(x: torch.Tensor, labels: torch.Tensor, *, n_classes: i
     Raises:
         ValueError: on shape mismatches, labels out of range, pixels outside [0, 1], or beta <= 0.
     """
-    x = torch.as_tensor(x, dtype=torch.float32)
-    labels = torch.as_tensor(labels)
-    if x.dim() != 2:
-        raise ValueError(f"x must have shape (n, n_pixels), got {tuple(x.shape)}")
-    check_finite(x, "x")
-    check_shape(labels, "labels", (x.shape[0],))
+    x, labels = _check_xy(x, labels, n_classes, y_name="labels")
     if bool((x < 0).any()) or bool((x > 1).any()):
         raise ValueError("x must hold pixel values in [0, 1] (Bernoulli targets)")
-    if labels.dtype.is_floating_point or int(labels.min()) < 0 or int(labels.max()) >= n_classes:
-        raise ValueError(f"labels must be integers in [0, {n_classes - 1}]")
     if not (isinstance(beta, (int, float)) and beta > 0):
         raise ValueError(f"beta must be a positive number, got {beta!r}")
     steps = check_positive_int(steps, "steps")
@@ -432,15 +425,16 @@ class DigitCNN(nn.Module):
         return torch.softmax(self.logits(x), dim=-1)
 
 
-def _check_xy(x, y, n_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_xy(x, y, n_classes: int | None = None, y_name: str = "y") -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate flat images ``x`` (n, n_pixels) and integer labels ``y`` (n,); return float32 and long."""
     x = torch.as_tensor(x, dtype=torch.float32)
     y = torch.as_tensor(y)
     if x.dim() != 2:
         raise ValueError(f"x must have shape (n, n_pixels), got {tuple(x.shape)}")
     check_finite(x, "x")
-    check_shape(y, "y", (x.shape[0],))
+    check_shape(y, y_name, (x.shape[0],))
     if y.dtype.is_floating_point or int(y.min()) < 0 or (n_classes is not None and int(y.max()) >= n_classes):
-        raise ValueError(f"y must hold integer labels in [0, {'M-1' if n_classes is None else n_classes - 1}]")
+        raise ValueError(f"{y_name} must hold integer labels in [0, {'M-1' if n_classes is None else n_classes - 1}]")
     return x, y.long()
 
 
