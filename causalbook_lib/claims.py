@@ -11,8 +11,13 @@ meet, the ``chapter`` (a notebook stem such as ``01-structural-causal-models``) 
 * ``beyond``: a check the paper does not make (a ground truth, an exact value, a new experiment).
 
 A notebook calls :func:`check` with a claim id and the value it measured. The call shows the
-paper's value, ours and the criterion side by side, writes the result to
-``results/claims/<id>.json`` and raises :class:`AssertionError` when the criterion fails.
+paper's value, ours and the criterion side by side and writes the result to
+``results/claims/<id>.json``. What happens when the criterion fails depends on the mode:
+
+* **strict** (``CAUSALBOOK_STRICT=1``, set by ``make`` and CI): :class:`AssertionError`, so the
+  build or test run fails;
+* **reader** (otherwise: Binder, Colab, a laptop, a reader who changed a number): a visible box
+  says that the claim does not hold in this run, and the chapter goes on.
 
 Criteria (``criterion:`` mappings in the ledger):
 
@@ -37,10 +42,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-__all__ = ["LEDGER_PATH", "ClaimRecord", "load_ledger", "get", "check", "describe_criterion", "results_dir",
-           "load_results", "STATUSES"]
+__all__ = ["LEDGER_PATH", "STRICT_ENV", "ClaimRecord", "load_ledger", "get", "check", "describe_criterion",
+           "results_dir", "load_results", "strict_mode", "STATUSES"]
 
 LEDGER_PATH = Path(__file__).with_name("claims.yml")
+#: ``CAUSALBOOK_STRICT=1`` makes a failed claim raise (``make`` and CI set it); otherwise reader mode.
+STRICT_ENV = "CAUSALBOOK_STRICT"
 STATUSES = ("reproduces", "differs", "beyond")
 _REQUIRED = ("id", "citation", "where", "statement", "paper", "criterion", "chapter", "status")
 _COMPARISONS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
@@ -209,14 +216,24 @@ class ClaimRecord(dict):
         pass
 
 
-def _show(row: dict) -> None:
+def strict_mode() -> bool:
+    """True when ``$CAUSALBOOK_STRICT`` is ``1``: a failed claim raises instead of showing a box."""
+    return os.environ.get(STRICT_ENV, "").strip() == "1"
+
+
+def _in_notebook() -> bool:
     try:
         from IPython import get_ipython
-        from IPython.display import HTML, display
     except ImportError:  # pragma: no cover - IPython is a dependency of the book
-        get_ipython = None
-    if get_ipython is not None and get_ipython() is not None:
+        return False
+    return get_ipython() is not None
+
+
+def _show(row: dict) -> None:
+    if _in_notebook():
         from html import escape
+
+        from IPython.display import HTML, display
 
         head = "".join(f"<th>{escape(k)}</th>" for k in row)
         cells = "".join(f"<td>{escape(str(v))}</td>" for v in row.values())
@@ -226,6 +243,35 @@ def _show(row: dict) -> None:
     print("  ".join(f"{k}: {v}" for k, v in row.items()))
 
 
+#: What a reader sees when a claim does not hold in their run (reader mode). Inline styles, so the
+#: box is visible in JupyterLab, Colab and the HTML book alike.
+_FAILED_BOX = (
+    '<div class="claim-failed admonition warning" style="border-left:6px solid #d55e00;'
+    'background:#fff4e5;color:#222;padding:0.6em 1em;margin:0.5em 0">'
+    '<p class="admonition-title" style="font-weight:bold;margin:0 0 0.3em 0">'
+    "Claim {claim}: does not hold in this run</p>"
+    "<p style=\"margin:0\">Paper: {paper}<br>Ours: {ours}<br>Criterion: {criterion}</p>"
+    '<p style="margin:0.3em 0 0 0">{why}</p></div>'
+)
+_WHY = ("The chapter goes on. Results can move with the seed (CAUSALBOOK_SEED), the number of "
+        "threads and the CPU or GPU; the Reproduction status page of the book says in how many "
+        "runs this claim held. Set CAUSALBOOK_STRICT=1 to make a failed claim stop the chapter.")
+
+
+def _show_failure(claim_id: str, entry: dict, record: dict) -> None:
+    fields = {"claim": claim_id, "paper": _fmt(entry["paper"]), "ours": _fmt(record["value"]),
+              "criterion": record["criterion"]}
+    if _in_notebook():
+        from html import escape
+
+        from IPython.display import HTML, display
+
+        display(HTML(_FAILED_BOX.format(**{k: escape(v) for k, v in fields.items()}, why=escape(_WHY))))
+        return
+    print(f"CLAIM {claim_id} DOES NOT HOLD IN THIS RUN: paper {fields['paper']}, ours {fields['ours']}, "
+          f"criterion {fields['criterion']}. {_WHY}")
+
+
 def check(claim_id: str, value: Any, *, details: dict | None = None, show: bool = True) -> dict:
     """Check a measured value against the ledger entry ``claim_id``.
 
@@ -233,10 +279,13 @@ def check(claim_id: str, value: Any, *, details: dict | None = None, show: bool 
     the keys ``id``, ``value``, ``paper``, ``criterion``, ``status``, ``chapter``, ``passed``
     (and ``details`` when given) and returns that record.
 
+    When the criterion fails, strict mode (``CAUSALBOOK_STRICT=1``) raises; reader mode shows a box
+    that says the claim does not hold in this run and returns the record (``passed`` is False).
+
     Raises:
         ValueError: the id is not in the ledger, or the value has the wrong type or shape.
-        AssertionError: the value does not meet the criterion. The record is written first,
-            so the reproduction-status page shows the failure.
+        AssertionError: strict mode only, the value does not meet the criterion. The record is
+            written first, so the reproduction-status page shows the failure.
     """
     entry = get(claim_id)
     passed = _evaluate(entry, value)
@@ -260,8 +309,10 @@ def check(claim_id: str, value: Any, *, details: dict | None = None, show: bool 
                "criterion": record["criterion"], "status": entry["status"],
                "check": "pass" if passed else "FAIL"})
     if not passed:
-        raise AssertionError(f"claim {claim_id!r} failed: ours = {_fmt(record['value'])}, "
-                             f"criterion {record['criterion']} (paper: {_fmt(entry['paper'])})")
+        if strict_mode():
+            raise AssertionError(f"claim {claim_id!r} failed: ours = {_fmt(record['value'])}, "
+                                 f"criterion {record['criterion']} (paper: {_fmt(entry['paper'])})")
+        _show_failure(claim_id, entry, record)
     return record
 
 

@@ -16,7 +16,10 @@ import numpy as np
 import torch
 
 __all__ = [
+    "SEED_ENV",
+    "book_seed",
     "seed_everything",
+    "glue",
     "default_device",
     "as_float_tensor",
     "check_finite",
@@ -30,11 +33,40 @@ __all__ = [
 ]
 
 
-def seed_everything(seed: int = 0) -> torch.Generator:
+#: The environment variable that sets every chapter's seed (default 0).
+SEED_ENV = "CAUSALBOOK_SEED"
+
+
+def book_seed() -> int:
+    """The book's seed: ``$CAUSALBOOK_SEED`` when it is set, else 0.
+
+    Every chapter takes its seed from here in its first cell, so a reader (or ``make robustness``)
+    reruns a whole chapter with other random draws by setting one variable. Seeds that a chapter
+    needs for further generators are derived from this one (``SEED + 1``, ...).
+
+    Raises:
+        ValueError: ``$CAUSALBOOK_SEED`` is set to something other than a non-negative integer.
+    """
+    raw = os.environ.get(SEED_ENV, "").strip()
+    if not raw:
+        return 0
+    try:
+        seed = int(raw)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise ValueError(f"{SEED_ENV} must be a non-negative integer, got {raw!r}")
+    return seed
+
+
+def seed_everything(seed: int | None = None) -> torch.Generator:
     """Seed Python, NumPy and PyTorch, and return a fresh seeded ``torch.Generator``.
 
-    Call it once at the top of every chapter so the same numbers appear on every run.
+    ``seed=None`` takes :func:`book_seed` (``$CAUSALBOOK_SEED``, default 0). Call it once at the top
+    of every chapter so the same numbers appear on every run with the same seed.
     """
+    if seed is None:
+        seed = book_seed()
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
@@ -45,6 +77,30 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def glue(name: str, value):
+    """Record ``value`` under ``name`` for the chapter's prose (MyST-NB ``{glue:text}`name:fmt```).
+
+    Every run-dependent number in a chapter's text is glued from the cell that computed it, so the
+    page never contradicts its own run. Tensors and NumPy scalars become Python numbers. Returns
+    ``value``, and does nothing else where MyST-NB is not installed (Colab, plain Jupyter).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"glue needs a non-empty string name, got {name!r}")
+    plain = value
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"glue {name!r}: a tensor must hold one number, got shape {tuple(value.shape)}")
+        plain = value.item()
+    elif isinstance(value, np.generic):
+        plain = value.item()
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # pragma: no cover - the book installs myst-nb; Colab need not
+        return value
+    _glue(name, plain, display=False)
+    return value
 
 
 def default_device() -> torch.device:

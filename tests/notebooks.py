@@ -8,6 +8,7 @@ Used by the test suite (nbval runs over the converted notebooks) and from the co
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -37,22 +38,35 @@ def convert(src: Path, dest_dir: Path) -> Path:
     return out
 
 
-def execute(src: Path, out_dir: Path | None = None) -> float:
-    """Execute one MyST notebook in ``notebooks/`` as cwd; return seconds; raise on a failing cell."""
+#: Appended to the executed copy only: the kernel's own peak resident memory, in MB.
+_PEAK_CELL = ("import resource as _r, sys as _s\n"
+              "print('__peak_mb__', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss / (2**20 if _s.platform == 'darwin' else 2**10))")
+
+
+def execute(src: Path, out_dir: Path | None = None) -> tuple[float, float]:
+    """Execute one MyST notebook in ``notebooks/`` as cwd; return (seconds, peak MB of the kernel).
+
+    Raises on a failing cell (in strict mode a failed claim is one)."""
     from nbclient import NotebookClient
 
     nb = jupytext.read(src)
+    nb.cells.append(nbformat.v4.new_code_cell(_PEAK_CELL))
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(src.parent)}})
     start = time.perf_counter()
+    peak = float("nan")
     try:
         client.execute()
     finally:
         seconds = time.perf_counter() - start
+        last = nb.cells.pop()
+        for o in last.get("outputs", []):
+            if o.get("name") == "stdout" and "__peak_mb__" in o.get("text", ""):
+                peak = float(o["text"].split()[-1])
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, out_dir / f"{src.stem}.ipynb")
-    return seconds
+    return seconds, peak
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="execute notebooks and print their durations")
     run.add_argument("paths", nargs="*", type=Path)
+    run.add_argument("--json", action="store_true", help="print one JSON line per chapter (seconds, peak_mb, ok)")
     conv = sub.add_parser("convert", help="convert every chapter to .ipynb in DEST")
     conv.add_argument("dest", type=Path)
     args = parser.parse_args(argv)
@@ -70,14 +85,22 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for src in args.paths or chapter_sources():
         try:
-            seconds = execute(src.resolve(), ROOT / "_build" / "executed")
-            flag = "" if seconds <= LIMIT_SECONDS else f"  OVER the {LIMIT_SECONDS:.0f} s limit"
-            print(f"{src.name}: {seconds:.1f} s{flag}", flush=True)
-            failed += seconds > LIMIT_SECONDS
+            seconds, peak = execute(src.resolve(), ROOT / "_build" / "executed")
+            over = seconds > LIMIT_SECONDS
+            if args.json:
+                print(json.dumps({"chapter": src.stem, "seconds": seconds, "peak_mb": peak, "ok": True}), flush=True)
+            else:
+                flag = "" if not over else f"  OVER the {LIMIT_SECONDS:.0f} s limit"
+                print(f"{src.name}: {seconds:.1f} s, peak {peak:.0f} MB{flag}", flush=True)
+            failed += over
         except Exception as exc:  # report and go on to the next notebook
             failed += 1
-            print(f"{src.name}: FAILED\n{exc}", flush=True)
-    print(f"executed output in {ROOT / '_build' / 'executed'}")
+            if args.json:
+                print(json.dumps({"chapter": src.stem, "ok": False, "error": str(exc)[-3000:]}), flush=True)
+            else:
+                print(f"{src.name}: FAILED\n{exc}", flush=True)
+    if not args.json:
+        print(f"executed output in {ROOT / '_build' / 'executed'}")
     return 1 if failed else 0
 
 

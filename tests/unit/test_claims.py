@@ -30,6 +30,7 @@ def ledger(tmp_path, monkeypatch):
     path = _ledger(tmp_path, entries)
     monkeypatch.setattr(claims, "LEDGER_PATH", path)
     monkeypatch.setenv("CAUSALBOOK_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("CAUSALBOOK_STRICT", "1")
     return tmp_path
 
 
@@ -53,6 +54,44 @@ def test_each_criterion(ledger, cid, good, bad):
     assert claims.check(cid, good, show=False)["passed"]
     with pytest.raises(AssertionError):
         claims.check(cid, bad, show=False)
+
+
+@pytest.mark.parametrize("value", ["", "0", "true", "yes"])
+def test_reader_mode_shows_the_failure_and_goes_on(ledger, monkeypatch, capsys, value):
+    monkeypatch.setenv("CAUSALBOOK_STRICT", value)
+    assert not claims.strict_mode()
+    rec = claims.check("a", [3.5, 7.5], show=False)
+    assert rec["passed"] is False
+    out = capsys.readouterr().out
+    assert "CLAIM a DOES NOT HOLD IN THIS RUN" in out and "criterion |ours" in out
+    assert json.loads((ledger / "results" / "a.json").read_text())["passed"] is False
+    # a passing claim prints no box
+    claims.check("a", [3.4985, 7.4985], show=False)
+    assert "DOES NOT HOLD" not in capsys.readouterr().out
+
+
+def test_reader_mode_box_in_a_real_kernel(ledger, monkeypatch):
+    """Executed by a real Jupyter kernel, a failed claim shows the HTML box and later cells still run;
+    with CAUSALBOOK_STRICT=1 the same notebook stops with an error."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(
+            "from causalbook_lib import claims; from pathlib import Path\n"
+            f"claims.LEDGER_PATH = Path({str(ledger / 'claims.yml')!r})\n"
+            "rec = claims.check('b', 0.1)"),
+        nbformat.v4.new_code_cell("print('after', rec['passed'])"),
+    ])
+    monkeypatch.delenv("CAUSALBOOK_STRICT")
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    html = "".join(o.get("data", {}).get("text/html", "") for o in nb.cells[0].outputs)
+    assert "claim-failed" in html and "does not hold in this run" in html and "ours &gt;= 0.6" in html
+    assert nb.cells[1].outputs[0]["text"] == "after False\n"
+    monkeypatch.setenv("CAUSALBOOK_STRICT", "1")
+    with pytest.raises(CellExecutionError, match="claim 'b' failed"):
+        NotebookClient(nb, timeout=60, kernel_name="python3").execute()
 
 
 def test_nan_never_passes(ledger):

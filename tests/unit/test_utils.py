@@ -76,3 +76,29 @@ def test_timer_measures():
 
 def test_version_is_a_string():
     assert isinstance(cb.__version__, str) and cb.__version__.count(".") == 2
+
+
+def test_book_seed_reads_the_environment(monkeypatch):
+    monkeypatch.delenv("CAUSALBOOK_SEED", raising=False)
+    assert utils.book_seed() == 0
+    monkeypatch.setenv("CAUSALBOOK_SEED", "3")
+    assert utils.book_seed() == 3
+    a = torch.randn(3, generator=utils.seed_everything())
+    b = torch.randn(3, generator=utils.seed_everything(3))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("raw", ["-1", "x", "1.5"])
+def test_book_seed_rejects_bad_values(monkeypatch, raw):
+    monkeypatch.setenv("CAUSALBOOK_SEED", raw)
+    with pytest.raises(ValueError, match="CAUSALBOOK_SEED must be a non-negative integer"):
+        utils.book_seed()
+
+
+def test_glue_records_plain_numbers_and_rejects_vectors():
+    assert utils.glue("x", torch.tensor(0.5)).item() == 0.5
+    assert utils.glue("y", np.float64(1.5)) == 1.5
+    with pytest.raises(ValueError, match="one number"):
+        utils.glue("z", torch.ones(3))
+    with pytest.raises(ValueError, match="non-empty string"):
+        utils.glue("", 1.0)
