@@ -6,10 +6,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 JB     := $(VENV)/bin/jupyter-book
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
 MATHJAX_VERSION := 3.2.2
 MATHJAX := _static/mathjax/tex-chtml.js
 
-.PHONY: venv mathjax book test unit notebooks build browser chapter bench robustness clean
+.PHONY: venv lock mathjax book test unit notebooks build browser chapter bench robustness clean
 
 # A failed claim fails the run here (readers without this variable get a visible box instead).
 export CAUSALBOOK_STRICT := 1
@@ -23,10 +24,23 @@ export CAUSALBOOK_SEED
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The book, the tests and CI install the exact versions of the lock file; the library itself
+# (pyproject.toml) states ranges, so that people who pip-install it are not pinned.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[book,test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $(LOCK)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
+
+# Re-resolve the lock file from pyproject.toml's ranges in a throw-away virtualenv (torch stays at
+# 2.13.0, the CPU build this project's machines carry). Review the diff before committing it.
+lock:
+	rm -rf _build/lockenv && $(PYTHON) -m venv _build/lockenv
+	_build/lockenv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 '.[book,test]'
+	( echo "# Exact versions that make, CI and Binder install; regenerate with 'make lock'."; \
+	  echo "# pyproject.toml keeps ranges for people who install causalbook_lib on its own."; \
+	  _build/lockenv/bin/pip freeze --exclude-editable | grep -v '^causalbook' | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' ) > $(LOCK)
+	rm -rf _build/lockenv
 
 # MathJax 3 is served from a local copy (no CDN): fetched once from the npm registry.
 mathjax: $(MATHJAX)

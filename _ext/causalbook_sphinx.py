@@ -4,10 +4,16 @@ The ``{claims-table}`` directive leaves a placeholder. When Sphinx resolves the 
 notebook has been executed and has written ``results/claims/<id>.json``), the placeholder becomes
 one table per chapter with, for every ledger claim, the paper's value, our value from this build,
 the criterion, the status and whether the check passed. The page is rebuilt on every build.
+
+When ``make robustness`` has written ``results/robustness/summary.json``, the table gains a column
+"Holds in": the runs (seeds, thread counts, numeric paths) in which the claim held, out of the runs
+made, and the range of its value over them.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
@@ -72,6 +78,31 @@ def _chapter_link(app, fromdocname, chapter):
     return para, docname
 
 
+def _robustness(app) -> dict | None:
+    """The sweep's summary, if ``make robustness`` has run (``results/robustness/summary.json``)."""
+    path = Path(app.srcdir) / "results" / "robustness" / "summary.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+
+
+def _held_cell(fmt, entry):
+    if entry is None or not entry.get("runs"):
+        return "not run"
+    cell = nodes.container()
+    text = f"{entry['passed']} of {entry['runs']} runs"
+    para = nodes.paragraph()
+    para += nodes.strong(text=text) if entry["passed"] < entry["runs"] else nodes.Text(text)
+    cell += para
+    if entry.get("min") is not None:
+        lo, hi = fmt(entry["min"]), fmt(entry["max"])
+        cell += nodes.paragraph(text=lo if lo == hi else f"{lo} .. {hi}", classes=["claim-source"])
+    return cell
+
+
 def _resolve(app, doctree, fromdocname):
     placeholders = list(doctree.findall(claims_table))
     if not placeholders:
@@ -95,8 +126,23 @@ def _resolve(app, doctree, fromdocname):
         f"{counts['beyond']} go beyond the papers. In this build {checks['pass']} checks passed, "
         f"{checks['FAIL']} failed and {checks['not run']} were not run.")
     content.append(summary)
+    sweep = _robustness(app)
+    if sweep is not None:
+        table = sweep.get("claims", {})
+        robust = sum(1 for k in ledger if table.get(k, {}).get("runs") and
+                     table[k]["passed"] == table[k]["runs"])
+        note = nodes.paragraph()
+        note += nodes.Text(
+            f"Robustness sweep: {len(sweep.get('runs', []))} runs of every chapter "
+            f"({', '.join(sweep.get('runs', []))}). {robust} of {len(ledger)} claims held in every run "
+            "they were measured in; the column 'Holds in' gives the count and the range of the value.")
+        content.append(note)
 
     headers = ["Claim and source", "Statement", "Paper", "Ours (this build)", "Criterion", "Status"]
+    widths = [19, 34, 12, 12, 12, 11]
+    if sweep is not None:
+        headers.append("Holds in")
+        widths = [17, 30, 10, 11, 11, 10, 11]
     for chapter in sorted(by_chapter):
         link, _ = _chapter_link(app, fromdocname, chapter)
         section_title = nodes.rubric()
@@ -117,8 +163,11 @@ def _resolve(app, doctree, fromdocname):
             status = nodes.container()
             status += nodes.paragraph(text=e["status"])
             status += nodes.paragraph("", "", nodes.strong(text=check))
-            rows.append(_row([claim, statement, fmt(e["paper"]), ours, cbclaims.describe_criterion(e), status]))
-        content.append(_table(headers, rows, [19, 34, 12, 12, 12, 11]))
+            cells = [claim, statement, fmt(e["paper"]), ours, cbclaims.describe_criterion(e), status]
+            if sweep is not None:
+                cells.append(_held_cell(fmt, sweep.get("claims", {}).get(e["id"])))
+            rows.append(_row(cells))
+        content.append(_table(headers, rows, widths))
     wrapper = nodes.container(classes=["claims-status"])
     wrapper += content
     content = [wrapper]

@@ -101,3 +101,33 @@ def test_environment_yml_has_every_pyproject_dependency():
 def test_generated_notebooks_and_results_are_ignored():
     ignored = (ROOT / ".gitignore").read_text().split()
     assert "notebooks/*.ipynb" in ignored and "results/" in ignored and "_build/" in ignored
+
+
+LITERAL_SEED = re.compile(r"(manual_seed|seed_everything|default_rng|RandomState)\(\s*\d+\s*[,)]|\b(seed|random_state)\s*=\s*\d+\s*[,)]")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_takes_its_seed_from_the_one_knob(path):
+    """The first cell reads CAUSALBOOK_SEED through cb.utils.book_seed, and no code cell seeds a
+    generator with a literal number: every other seed is derived from SEED."""
+    cells = [c.source for c in jupytext.read(path).cells if c.cell_type == "code"]
+    assert "SEED = cb.utils.book_seed()" in cells[0] and "seed_everything(SEED)" in cells[0], (
+        f"{path.name}: the first code cell must set SEED = cb.utils.book_seed() and seed_everything(SEED)")
+    literal = [m.group(0) for c in cells for m in LITERAL_SEED.finditer(c)]
+    assert not literal, f"{path.name}: seeds typed as numbers instead of derived from SEED: {literal}"
+
+
+def test_lock_pins_every_dependency_and_pyproject_keeps_ranges():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = list(project["dependencies"]) + [d for extra in project["optional-dependencies"].values() for d in extra]
+    pinned = [d for d in deps if "==" in d]
+    assert not pinned, f"pyproject.toml pins exact versions (they belong in requirements.lock): {pinned}"
+    lock = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][0-9A-Za-z.+\-]*", line), f"not an exact pin: {line!r}"
+            lock[_norm(line)] = line.split("==")[1]
+    missing = [d for d in deps if _norm(d) not in lock]
+    assert not missing, f"requirements.lock lacks: {missing}"
+    assert lock["torch"] == "2.13.0", "the lock keeps torch at 2.13.0, the CPU wheel this project's machines carry"
