@@ -131,3 +131,17 @@ def test_lock_pins_every_dependency_and_pyproject_keeps_ranges():
     missing = [d for d in deps if _norm(d) not in lock]
     assert not missing, f"requirements.lock lacks: {missing}"
     assert lock["torch"] == "2.13.0", "the lock keeps torch at 2.13.0, the CPU wheel this project's machines carry"
+
+
+def test_wheel_ships_the_ledger(tmp_path):
+    """A normal (non-editable) install must carry claims.yml, or every chapter stops at its first check."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("causalbook_lib-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "causalbook_lib/claims.yml" in names
+    assert "causalbook_lib/datasets/__init__.py" in names
