@@ -144,8 +144,23 @@ def _check_subset(idx, name: str, n_latents: int) -> list[int]:
     return out
 
 
-def _forward(decoder, classifier, z: torch.Tensor, n_latents: int) -> torch.Tensor:
-    """Run ``classifier(decoder(z))`` on a flat batch, validate, and return float64 probabilities."""
+#: Rows per decoder/classifier call when no gradient is needed: the estimates below draw up to
+#: ~10^6 latents, and one batch of that size would hold gigabytes of activations.
+DEFAULT_CHUNK_SIZE = 8192
+
+
+def _forward(decoder, classifier, z: torch.Tensor, n_latents: int, chunk_size: int | None = None) -> torch.Tensor:
+    """Run ``classifier(decoder(z))`` on a flat batch, validate, and return float64 probabilities.
+
+    Without gradients the batch goes through in chunks of ``chunk_size`` rows (one call with
+    gradients, since the graph would hold every chunk anyway). ``None``: :data:`DEFAULT_CHUNK_SIZE`."""
+    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
+    if torch.is_grad_enabled() or z.shape[0] <= chunk_size:
+        return _forward_once(decoder, classifier, z, n_latents)
+    return torch.cat([_forward_once(decoder, classifier, part, n_latents) for part in z.split(chunk_size)])
+
+
+def _forward_once(decoder, classifier, z: torch.Tensor, n_latents: int) -> torch.Tensor:
     declared = _declared_latent_dim(decoder)
     if declared is not None and declared != n_latents:
         raise ValueError(f"the decoder takes {declared} latent factors, but n_causal + n_noncausal = {n_latents}")

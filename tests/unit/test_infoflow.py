@@ -262,3 +262,28 @@ def test_latent_conditional_dependence_explaining_away():
     assert est == pytest.approx(exact, abs=0.01)
     with pytest.raises(ValueError, match="disjoint"):
         inf.latent_conditional_dependence(lambda z: z, clf, 2, [0], [0], 5, 5, 1)
+
+
+def test_estimates_are_chunked_without_changing_them(monkeypatch):
+    """Without gradients the decoder and classifier see at most DEFAULT_CHUNK_SIZE rows a call, and
+    the estimate equals the one-batch estimate on the same draws."""
+    torch.manual_seed(0)
+    dec = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 5)).double()
+    clf_net = nn.Sequential(nn.Linear(5, 3), nn.Softmax(dim=-1)).double()
+    sizes = []
+
+    def clf(x):
+        sizes.append(x.shape[0])
+        return clf_net(x)
+
+    one = inf.per_factor_information_flow(dec, clf, 3, 40, 30, generator=_gen(5))
+    assert sizes == [3 * 40 * 30]
+    sizes.clear()
+    monkeypatch.setattr(inf, "DEFAULT_CHUNK_SIZE", 500)
+    chunked = inf.per_factor_information_flow(dec, clf, 3, 40, 30, generator=_gen(5))
+    assert max(sizes) == 500 and sum(sizes) == 3 * 40 * 30
+    np.testing.assert_allclose(chunked, one, rtol=0, atol=1e-12)
+    # the differentiable objective keeps one batch (its graph would hold every chunk anyway)
+    sizes.clear()
+    inf.information_flow_objective(dec, clf, 1, 2, 40, 30, generator=_gen(5))
+    assert sizes == [1200]
