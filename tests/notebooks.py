@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -60,9 +61,10 @@ def execute(src: Path, out_dir: Path | None = None) -> tuple[float, float]:
     finally:
         seconds = time.perf_counter() - start
         last = nb.cells.pop()
-        for o in last.get("outputs", []):
-            if o.get("name") == "stdout" and "__peak_mb__" in o.get("text", ""):
-                peak = float(o["text"].split()[-1])
+        text = "".join(o.get("text", "") for o in last.get("outputs", []) if o.get("name") == "stdout")
+        found = re.search(r"__peak_mb__\s+([0-9.eE+-]+)", text)  # the stream may arrive in pieces
+        if found:
+            peak = float(found.group(1))
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, out_dir / f"{src.stem}.ipynb")
