@@ -152,3 +152,15 @@ def test_wheel_ships_the_ledger(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "causalbook_lib/claims.yml" in names
     assert "causalbook_lib/datasets/__init__.py" in names
+
+
+def test_ledger_section_headers_name_the_chapter_below_them():
+    """Entries are grouped by chapter under '# ---- <chapter> ----'; a header must not drift."""
+    current = None
+    for line in (ROOT / "causalbook_lib" / "claims.yml").read_text().splitlines():
+        head = re.fullmatch(r"# ---- (\S+) ----", line)
+        if head:
+            current = head.group(1)
+        chapter = re.fullmatch(r"  chapter: (\S+)", line)
+        if chapter:
+            assert chapter.group(1) == current, f"an entry of {chapter.group(1)} sits under the header {current}"
