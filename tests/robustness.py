@@ -104,21 +104,28 @@ def _run_one(run: Run, chapter: Path, out: Path) -> dict:
 
 
 class _Cores:
-    """Hand out CPU cores so that running jobs never ask for more threads than there are cores.
+    """Hand out CPU cores, first come first served, so that running jobs never ask for more threads
+    than there are cores.
 
     Two jobs of two threads on two cores make OpenMP's worker threads wait for each other at every
     small operation; a VAE training that takes 30 s alone then takes over 10 minutes."""
 
     def __init__(self, cores: int):
+        import itertools
         import threading
 
         self.free = cores
         self.cond = threading.Condition()
+        self.tickets = itertools.count()
+        self.serving = 0
 
     def take(self, n: int):
         with self.cond:
-            self.cond.wait_for(lambda: self.free >= n)
+            ticket = next(self.tickets)
+            self.cond.wait_for(lambda: self.serving == ticket and self.free >= n)
             self.free -= n
+            self.serving += 1
+            self.cond.notify_all()
 
     def give(self, n: int):
         with self.cond:
@@ -135,6 +142,9 @@ def run_sweep(runs: list[Run], chapters: list[Path], jobs: int, out: Path = OUT)
     budget = _Cores(cores)
 
     def job(run: Run, chapter: Path) -> dict:
+        done = out / "runs" / run.name / "chapters" / f"{chapter.stem}.json"
+        if done.exists() and json.loads(done.read_text()).get("ok"):
+            return json.loads(done.read_text())  # kept from an earlier sweep (--keep)
         budget.take(run.threads)
         try:
             return _run_one(run, chapter, out)
@@ -229,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--second-seeds", type=int, nargs="*", default=list(range(3)))
     run.add_argument("--chapters", nargs="*", default=None, help="chapter stems (default: all)")
     run.add_argument("--out", type=Path, default=OUT)
-    run.add_argument("--keep", action="store_true", help="keep earlier runs in --out")
+    run.add_argument("--keep", action="store_true",
+                     help="keep earlier runs in --out, and skip the executions that already succeeded")
     summ = sub.add_parser("summarise", help="rebuild summary.json from the runs on disk")
     summ.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
