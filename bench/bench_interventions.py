@@ -1,6 +1,6 @@
 """Benchmark of the interventional-expectation estimators (Part II, chapter 06-scaling).
 
-One run, one network, one data distribution (see ``_ie_setup.py``: 784 inputs, 4 hidden layers of
+One run, one network, one data distribution (see ``causalbook_lib/datasets/benchmark.py``: 784 inputs, 4 hidden layers of
 256 tanh units, 10 outputs; correlated Gaussian pixels). The reference, for time and for error, is
 the exact-Hessian Taylor estimate f(mu_a) + 1/2 tr(Hess f(mu_a) Sigma_-i) with ``torch.func.hessian``
 (jacfwd over jacrev) in float64. Compared, per evaluated point (feature i, intervention a):
@@ -34,11 +34,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import causalbook_lib as cb  # noqa: E402
-from _ie_setup import benchmark_inputs, benchmark_network, gaussian_rows  # noqa: E402
+from causalbook_lib.datasets import benchmark_inputs, benchmark_network, gaussian_rows  # noqa: E402
 
 I = cb.interventions
 

@@ -3,7 +3,8 @@
 Nothing is downloaded at run time. Each submodule re-exports its public names here, so a chapter
 can write ``cb.datasets.load_digits_split(...)``.
 """
-from . import flight, ood, sequences, synthetic, tabular
+from . import benchmark, flight, ood, sequences, synthetic, tabular
+from .benchmark import *  # noqa: F401,F403
 from .flight import *  # noqa: F401,F403
 from .ood import *  # noqa: F401,F403
 from .sequences import *  # noqa: F401,F403
