@@ -19,6 +19,18 @@ paper's value, ours and the criterion side by side and writes the result to
 * **reader** (otherwise: Binder, Colab, a laptop, a reader who changed a number): a visible box
   says that the claim does not hold in this run, and the chapter goes on.
 
+**Your own ledger.** An instructor who changes a chapter, or adds a check, does not edit the
+installed package. :func:`use_ledger` (or the environment variable ``CAUSALBOOK_LEDGER``) chooses
+the ledger that :func:`check` reads:
+
+* ``use_ledger("course.yml")``: only your ledger;
+* ``use_ledger("book", "course.yml")``: the book's ledger, with your entries added, an entry with
+  the same ``id`` replacing the book's;
+* ``use_ledger(None)``: no ledger: :func:`check` shows and records the value, and never fails;
+* ``use_ledger()``: back to the default (``$CAUSALBOOK_LEDGER``, else the book's ledger).
+
+``CAUSALBOOK_LEDGER`` takes the same sources separated by ``:`` (``;`` on Windows), or ``none``.
+
 Criteria (``criterion:`` mappings in the ledger):
 
 =====================  ==============================================================
@@ -42,12 +54,18 @@ from typing import Any
 import numpy as np
 import yaml
 
-__all__ = ["LEDGER_PATH", "STRICT_ENV", "ClaimRecord", "load_ledger", "get", "check", "describe_criterion",
+__all__ = ["LEDGER_PATH", "LEDGER_ENV", "STRICT_ENV", "use_ledger", "active_ledger", "ClaimRecord", "load_ledger", "get", "check", "describe_criterion",
            "results_dir", "load_results", "strict_mode", "STATUSES"]
 
 LEDGER_PATH = Path(__file__).with_name("claims.yml")
 #: ``CAUSALBOOK_STRICT=1`` makes a failed claim raise (``make`` and CI set it); otherwise reader mode.
 STRICT_ENV = "CAUSALBOOK_STRICT"
+#: ``CAUSALBOOK_LEDGER``: the ledger :func:`check` reads (see :func:`use_ledger`).
+LEDGER_ENV = "CAUSALBOOK_LEDGER"
+#: The name that stands for the book's own ledger in :func:`use_ledger` and ``CAUSALBOOK_LEDGER``.
+BOOK = "book"
+_UNSET = object()
+_chosen: Any = _UNSET  # what use_ledger() set: _UNSET (default), None (no ledger) or a tuple of sources
 STATUSES = ("reproduces", "differs", "beyond")
 _REQUIRED = ("id", "citation", "where", "statement", "paper", "criterion", "chapter", "status")
 _COMPARISONS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
@@ -107,18 +125,71 @@ def _load(path: str, mtime: float) -> dict[str, dict]:
 
 
 def load_ledger(path: str | os.PathLike | None = None) -> dict[str, dict]:
-    """Read and validate the ledger; return its entries keyed by id (in file order)."""
+    """Read and validate a ledger file (default: the book's own); return its entries keyed by id."""
     p = Path(path) if path is not None else LEDGER_PATH
     if not p.exists():
         raise ValueError(f"no ledger at {p}")
     return dict(_load(str(p), p.stat().st_mtime))
 
 
+def use_ledger(*sources: str | os.PathLike | None) -> None:
+    """Choose the ledger that :func:`check` reads, for this process.
+
+    Each source is ``"book"`` (the ledger that ships with the library) or the path of a YAML file
+    in the same format; later sources add entries and replace those with the same ``id``. A single
+    ``None`` means no ledger (values are shown and recorded, nothing is checked). No argument
+    restores the default: ``$CAUSALBOOK_LEDGER``, else the book's ledger.
+
+    Raises:
+        ValueError: a file does not exist or is not a valid ledger, or ``None`` is mixed with files.
+    """
+    global _chosen
+    if not sources:
+        _chosen = _UNSET
+        return
+    if any(s is None for s in sources):
+        if len(sources) != 1:
+            raise ValueError(f"use_ledger(None) takes no other source, got {sources!r}")
+        _chosen = None
+        return
+    resolved = tuple(BOOK if str(s) == BOOK else str(Path(s).expanduser().resolve()) for s in sources)
+    _merge(resolved)  # fail now, not at the first check
+    _chosen = resolved
+
+
+def _sources() -> tuple[str, ...] | None:
+    if _chosen is not _UNSET:
+        return _chosen
+    env = os.environ.get(LEDGER_ENV, "").strip()
+    if not env:
+        return (BOOK,)
+    if env.lower() == "none":
+        return None
+    return tuple(BOOK if part == BOOK else part for part in env.split(os.pathsep) if part)
+
+
+def _merge(sources: tuple[str, ...]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for src in sources:
+        out.update(load_ledger(None if src == BOOK else src))
+    return out
+
+
+def active_ledger() -> dict[str, dict] | None:
+    """The entries :func:`check` uses now (see :func:`use_ledger`); ``None`` when there is no ledger."""
+    sources = _sources()
+    return None if sources is None else _merge(sources)
+
+
 def get(claim_id: str) -> dict:
-    """Return the ledger entry ``claim_id``; raise ``ValueError`` if there is none."""
-    ledger = load_ledger()
+    """Return the entry ``claim_id`` of the active ledger; raise ``ValueError`` if there is none."""
+    ledger = active_ledger()
+    if ledger is None:
+        raise ValueError(f"no ledger is in use (use_ledger(None) or {LEDGER_ENV}=none), so there is no "
+                         f"entry {claim_id!r}")
     if claim_id not in ledger:
-        raise ValueError(f"unknown claim id {claim_id!r}: add it to {LEDGER_PATH.name} first")
+        where = ", ".join(_sources() or ())
+        raise ValueError(f"unknown claim id {claim_id!r}: add it to the ledger first (in use: {where})")
     return ledger[claim_id]
 
 
@@ -287,6 +358,8 @@ def check(claim_id: str, value: Any, *, details: dict | None = None, show: bool 
         AssertionError: strict mode only, the value does not meet the criterion. The record is
             written first, so the reproduction-status page shows the failure.
     """
+    if _sources() is None:
+        return _record_only(claim_id, value, details, show)
     entry = get(claim_id)
     passed = _evaluate(entry, value)
     record = ClaimRecord({
@@ -313,6 +386,24 @@ def check(claim_id: str, value: Any, *, details: dict | None = None, show: bool 
             raise AssertionError(f"claim {claim_id!r} failed: ours = {_fmt(record['value'])}, "
                                  f"criterion {record['criterion']} (paper: {_fmt(entry['paper'])})")
         _show_failure(claim_id, entry, record)
+    return record
+
+
+def _record_only(claim_id: str, value: Any, details: dict | None, show: bool) -> dict:
+    """No ledger in use: show and record the value; there is nothing to check it against."""
+    if not isinstance(claim_id, str) or not claim_id:
+        raise ValueError(f"a claim id must be a non-empty string, got {claim_id!r}")
+    record = ClaimRecord({"id": claim_id, "value": _to_jsonable(value), "paper": None,
+                          "criterion": "none (no ledger in use)", "status": "unchecked", "chapter": None,
+                          "passed": None,
+                          "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    if details is not None:
+        record["details"] = _to_jsonable(details)
+    out = results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{claim_id}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    if show:
+        _show({"claim": claim_id, "ours": _fmt(record["value"]), "check": "none (no ledger in use)"})
     return record
 
 

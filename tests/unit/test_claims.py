@@ -128,3 +128,57 @@ def test_duplicate_ids_are_rejected(tmp_path):
 def test_describe_criterion_reads_well():
     e = dict(BASE, id="a", paper=[3.4985, 7.4985], criterion={"op": "close", "atol": 5e-5})
     assert claims.describe_criterion(e) == "|ours − [3.4985, 7.4985]| ≤ 5.0000e-05"
+
+
+# ---- a ledger of one's own (instructors) -------------------------------------------------------
+
+@pytest.fixture
+def own_ledger(ledger, tmp_path, monkeypatch):
+    monkeypatch.delenv(claims.LEDGER_ENV, raising=False)
+    course = tmp_path / "course"
+    course.mkdir()
+    path = _ledger(course, [dict(BASE, id="a", paper=1.0, criterion={"op": "close", "atol": 0.1}),
+                            dict(BASE, id="z", paper=5.0, criterion={"op": ">=", "threshold": 4.0})])
+    yield path
+    claims.use_ledger()
+
+
+def test_own_ledger_replaces_or_extends_the_books(own_ledger):
+    claims.use_ledger(own_ledger)
+    assert claims.check("a", 1.05, show=False)["passed"]      # the course's criterion, not the book's
+    with pytest.raises(ValueError, match="unknown claim id 'b'"):
+        claims.check("b", 0.63, show=False)                   # the book's entries are gone
+    claims.use_ledger("book", own_ledger)
+    assert claims.check("b", 0.63, show=False)["passed"]      # the book's entries are back
+    assert claims.check("z", 4.5, show=False)["passed"]       # and the course's added ones
+    assert claims.check("a", 1.05, show=False)["passed"]      # a course entry replaces the book's
+    claims.use_ledger()
+    with pytest.raises(ValueError, match="shape"):
+        claims.check("a", 1.05, show=False)                   # default: the book's own entry again
+
+
+def test_own_ledger_from_the_environment(own_ledger, monkeypatch):
+    import os
+
+    monkeypatch.setenv(claims.LEDGER_ENV, os.pathsep.join(["book", str(own_ledger)]))
+    assert claims.check("z", 4.5, show=False)["passed"]
+    monkeypatch.setenv(claims.LEDGER_ENV, "none")
+    assert claims.active_ledger() is None
+
+
+def test_no_ledger_records_values_and_never_fails(own_ledger, tmp_path):
+    claims.use_ledger(None)
+    rec = claims.check("anything-at-all", [1.0, 2.0], show=False)
+    assert rec["passed"] is None and rec["status"] == "unchecked"
+    assert json.loads((tmp_path / "results" / "anything-at-all.json").read_text())["value"] == [1.0, 2.0]
+
+
+def test_use_ledger_validates_its_sources(own_ledger, tmp_path):
+    with pytest.raises(ValueError, match="no ledger at"):
+        claims.use_ledger(tmp_path / "missing.yml")
+    with pytest.raises(ValueError, match="takes no other source"):
+        claims.use_ledger(None, own_ledger)
+    bad = tmp_path / "bad.yml"
+    bad.write_text("claims: [{id: x}]\n")
+    with pytest.raises(ValueError):
+        claims.use_ledger(bad)
