@@ -133,6 +133,13 @@ def test_lock_pins_every_dependency_and_pyproject_keeps_ranges():
     assert lock["torch"] == "2.13.0", "the lock keeps torch at 2.13.0, the CPU wheel this project's machines carry"
 
 
+def test_library_accepts_the_pythons_readers_have():
+    """Colab runs Python 3.12, laptops 3.10-3.13: a floor, never a cap (tests/build/test_python_versions.py
+    checks that pip resolves the wheel's metadata on the interpreters this machine has)."""
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=3.10", f"requires-python should be '>=3.10' with no upper cap, got {requires!r}"
+
+
 def test_wheel_ships_the_ledger(tmp_path):
     """A normal (non-editable) install must carry claims.yml, or every chapter stops at its first check."""
     import shutil
