@@ -10,7 +10,7 @@ LOCK   := requirements.lock
 MATHJAX_VERSION := 3.2.2
 MATHJAX := _static/mathjax/tex-chtml.js
 
-.PHONY: venv lock mathjax book test unit notebooks build browser chapter bench robustness clean
+.PHONY: venv lock mathjax book test unit notebooks build browser lab chapter bench robustness clean
 
 # A failed claim fails the run here (readers without this variable get a visible box instead).
 export CAUSALBOOK_STRICT := 1
@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml $(LOCK)
 # 2.13.0, the CPU build this project's machines carry). Review the diff before committing it.
 lock:
 	rm -rf _build/lockenv && $(PYTHON) -m venv _build/lockenv
-	_build/lockenv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 '.[book,test]'
+	_build/lockenv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 '.[book,lab,test]'
 	( echo "# Exact versions that make, CI and Binder install; regenerate with 'make lock'."; \
 	  echo "# pyproject.toml keeps ranges for people who install causalbook_lib on its own."; \
 	  _build/lockenv/bin/pip freeze --exclude-editable | grep -v '^causalbook' | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' ) > $(LOCK)
@@ -57,7 +57,7 @@ book: venv mathjax
 
 # Everything CI runs, in order: unit tests, nbval over every chapter, a clean book build with
 # -n -W --keep-going, and a real-browser check of the built pages.
-test: venv mathjax unit notebooks build browser
+test: venv mathjax unit notebooks build browser lab
 
 unit: venv
 	$(PY) -m pytest tests/unit -q
@@ -74,6 +74,10 @@ build: venv mathjax
 
 browser: venv
 	$(PY) -m pytest tests/build/test_browser.py -q
+
+# Binder's JupyterLab in headless Chromium: the launch URL opens chapters as notebooks, Run All works.
+lab: venv
+	$(PY) -m pytest tests/build/test_lab.py -q
 
 # Build a mini-book with one chapter (plus the bibliography) and print its warnings:
 #   make chapter NB=03-gradients-and-ig
