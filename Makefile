@@ -10,7 +10,7 @@ LOCK   := requirements.lock
 MATHJAX_VERSION := 3.2.2
 MATHJAX := _static/mathjax/tex-chtml.js
 
-.PHONY: venv lock mathjax book test unit notebooks build browser lab chapter bench robustness clean
+.PHONY: venv lock mathjax book test unit notebooks build packaging ipynb ipynb-check browser lab chapter bench robustness clean
 
 # A failed claim fails the run here (readers without this variable get a visible box instead).
 export CAUSALBOOK_STRICT := 1
@@ -26,10 +26,11 @@ venv: $(STAMP)
 
 # The book, the tests and CI install the exact versions of the lock file; the library itself
 # (pyproject.toml) states ranges, so that people who pip-install it are not pinned.
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(LOCK) lab/overrides.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r $(LOCK)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	bash postBuild --settings-only "$$($(PY) -c 'from jupyterlab.commands import get_app_dir; print(get_app_dir())')/settings"
 	touch $@
 
 # Re-resolve the lock file from pyproject.toml's ranges in a throw-away virtualenv (torch stays at
@@ -56,8 +57,9 @@ book: venv mathjax
 	@echo "The book is in _build/html/index.html"
 
 # Everything CI runs, in order: unit tests, nbval over every chapter, a clean book build with
-# -n -W --keep-going, and a real-browser check of the built pages.
-test: venv mathjax unit notebooks build browser lab
+# -n -W --keep-going, the library as a wheel, a real-browser check of the built pages, and Binder's
+# JupyterLab in a real browser.
+test: venv mathjax unit notebooks build packaging browser lab
 
 unit: venv
 	$(PY) -m pytest tests/unit -q
@@ -74,6 +76,21 @@ build: venv mathjax
 
 browser: venv
 	$(PY) -m pytest tests/build/test_browser.py -q
+
+# The library as people install it: pip resolves the wheel on Python 3.10/3.12/3.13, the plain
+# notebooks' numbers and links match the HTML, and chapter 01's notebook runs from the wheel in a
+# fresh virtualenv outside the repository (after `build`, whose executed chapters give the glue).
+packaging: venv
+	$(PY) -m pytest tests/build/test_python_versions.py tests/build/test_ipynb_wheel.py -q
+
+# The plain notebooks for Colab, Binder's stable branch and downloads (needs the executed book).
+ipynb: book
+	rm -rf _build/ipynb && $(PY) _ext/ipynb_export.py --out _build/ipynb >/dev/null
+	@echo "The plain notebooks are in _build/ipynb"
+
+# Every plain notebook executed from the wheel in a fresh virtualenv outside the repository.
+ipynb-check: book
+	CAUSALBOOK_WHEEL_CHAPTERS=all $(PY) -m pytest tests/build/test_ipynb_wheel.py -q -k "wheel or install"
 
 # Binder's JupyterLab in headless Chromium: the launch URL opens chapters as notebooks, Run All works.
 lab: venv

@@ -1,4 +1,4 @@
-"""Sphinx extension of causalbook: the reproduction-status table.
+"""Sphinx extension of causalbook: the reproduction-status table, and the Colab button.
 
 The ``{claims-table}`` directive leaves a placeholder. When Sphinx resolves the page (after every
 notebook has been executed and has written ``results/claims/<id>.json``), the placeholder becomes
@@ -8,6 +8,17 @@ the criterion, the status and whether the check passed. The page is rebuilt on e
 When ``make robustness`` has written ``results/robustness/summary.json``, the table gains a column
 "Holds in": the runs (seeds, thread counts, numeric paths) in which the claim held, out of the runs
 made, and the range of its value over them.
+
+The launch and download buttons offer the plain notebooks of ``_ext/ipynb_export.py`` (``make
+ipynb``): equations, definitions, exercises, citations, cross-references and glued numbers turned
+into what any Jupyter and Colab render. The theme points the buttons at the chapter's ``.md``:
+
+* :func:`_launch_the_notebook` points Binder and Colab at ``notebooks/NN.ipynb`` on the branch of
+  ``repository.branch`` (``stable``), where the publishing workflow puts those notebooks. (Colab
+  opens only ``.ipynb``; on Binder the ``.md`` also opens as a notebook, but jupyterlab-myst cannot
+  show glued numbers, citations or included code.)
+* :func:`_download_the_notebook` writes the plain notebooks over the executed copies that the
+  theme offers for download (``_sources/notebooks/NN.ipynb``) when the build has finished.
 """
 from __future__ import annotations
 
@@ -179,10 +190,35 @@ def _always_rebuild(app, env, added, changed, removed):
     return sorted(d for d in STATUS_PAGE_DOCS if d in env.all_docs)
 
 
+def _launch_the_notebook(app, pagename, templatename, context, doctree):
+    """Rewrite a chapter's Binder and Colab links from ``notebooks/NN.md`` to ``notebooks/NN.ipynb``."""
+    for group in context.get("header_buttons", []):
+        for button in group.get("buttons", []) if isinstance(group, dict) else []:
+            url = button.get("url", "")
+            if button.get("text") in ("Binder", "Colab") and pagename.startswith("notebooks/"):
+                button["url"] = url.replace(f"{pagename}.md", f"{pagename}.ipynb")
+
+
+def _download_the_notebook(app, exception):
+    """After a successful HTML build, the download button's ``.ipynb`` is the plain notebook."""
+    if exception is not None or app.builder.format != "html":
+        return
+    import ipynb_export  # _ext/, on sys.path through local_extensions
+
+    out = Path(app.outdir)
+    executed = out.parent / "jupyter_execute" / "notebooks"
+    chapters = sorted(p for p in (Path(app.srcdir) / "notebooks").glob("*.md")
+                      if (out / "_sources" / "notebooks" / f"{p.stem}.ipynb").exists())
+    ipynb_export.export_chapters(out / "_sources" / "notebooks", executed, chapters, root=app.srcdir)
+
+
 def setup(app):
     app.add_node(claims_table)
     app.add_directive("claims-table", ClaimsTableDirective)
     app.connect("doctree-resolved", _resolve)
     app.connect("env-get-outdated", _always_rebuild)
+    # after sphinx-book-theme's add_launch_buttons (priority 501)
+    app.connect("html-page-context", _launch_the_notebook, priority=600)
+    app.connect("build-finished", _download_the_notebook)
     app.add_css_file("causalbook.css")
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -107,16 +107,33 @@ class LabServer:
 
 
 @contextlib.contextmanager
+def export_notebooks(checkout: Path, executed: Path) -> list[Path]:
+    """Put the plain notebooks into ``checkout/notebooks`` as the publishing workflow puts them on the
+    ``stable`` branch (``_ext/ipynb_export.py``, glued values from the executed chapters)."""
+    spec = importlib.util.spec_from_file_location("ipynb_export", ROOT / "_ext" / "ipynb_export.py")
+    module = sys.modules.get("ipynb_export")
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["ipynb_export"] = module
+        spec.loader.exec_module(module)
+    return module.export_chapters(checkout / "notebooks", executed, root=checkout)
+
+
+@contextlib.contextmanager
 def lab_server(python: str = sys.executable, env: dict[str, str] | None = None,
-               log: Path | None = None, startup_timeout: float = 120.0):
+               log: Path | None = None, startup_timeout: float = 120.0, executed: Path | None = None):
     """Serve a temporary Binder checkout with JupyterLab from ``python``'s environment; yield a LabServer.
 
     ``env`` is added to the server's (and so the kernels') environment. The copy is importable as
     ``causalbook_lib`` through PYTHONPATH, and claims measured there are written inside the copy.
+    With ``executed`` (a folder of executed chapters), the copy also holds the plain notebooks
+    ``notebooks/NN.ipynb``, as the ``stable`` branch does.
     """
     tmp = Path(tempfile.mkdtemp(prefix="causalbook-lab-"))
     try:
         checkout = copy_checkout(tmp / "repo")
+        if executed is not None:
+            export_notebooks(checkout, executed)
         app_settings = install_settings(checkout, tmp / "app-settings")
         user_settings = tmp / "user-settings"
         for plugin, values in TEST_USER_SETTINGS.items():

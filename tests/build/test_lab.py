@@ -22,8 +22,10 @@ from tests.build._common import HTML, ROOT
 from tests.build.binder import binder_link_in_page, chapter_urlpath, urlpath_of_binder_link
 from tests.build.lab import lab_server, missing_packages
 
-OPENED = ["01-structural-causal-models", "02-d-separation-and-networks"]
-RUN = "01-structural-causal-models"  # the fastest chapter to run (a few seconds)
+#: (chapter, how it is opened): through the launch button (its plain notebook), or its .md source.
+OPENED = [("01-structural-causal-models", "launch"), ("02-d-separation-and-networks", "source")]
+RUN = "01-structural-causal-models"  # the fastest chapter to run (a few seconds), from the launch button
+EXECUTED = ROOT / "_build" / "jupyter_execute" / "notebooks"
 ARTEFACTS = ROOT / "_build" / "lab"
 KERNEL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "CAUSALBOOK_STRICT": "1"}
@@ -49,6 +51,8 @@ def _skip_reason() -> str | None:
         missing.append("playwright")
     if missing:
         return f"not installed in this environment: {', '.join(missing)}"
+    if not EXECUTED.is_dir():
+        return f"no executed build in {EXECUTED} (the plain notebooks need its glued values): run make build"
     return None
 
 
@@ -66,16 +70,20 @@ def _needs_a_browser_and_jupyterlab():
 
 def launch_urlpath(stem: str) -> str:
     """The ``urlpath`` of the chapter's Binder launch button: read off the built page when there is
-    one, else made with the theme's rule (both must agree: the button must open the .md source)."""
-    expected = chapter_urlpath(f"notebooks/{stem}.md")
+    one, else made with the rule (both must agree: the button opens the chapter's plain notebook)."""
+    expected = chapter_urlpath(f"notebooks/{stem}.ipynb")
     page = HTML / "notebooks" / f"{stem}.html"
     if not page.exists():
         return expected
     href = binder_link_in_page(page.read_text(encoding="utf-8"))
     assert href, f"{page} has no Binder launch link"
     urlpath = urlpath_of_binder_link(href)
-    assert urlpath == expected, f"the launch button opens {urlpath!r}, not the chapter's source {expected!r}"
+    assert urlpath == expected, f"the launch button opens {urlpath!r}, not the chapter's notebook {expected!r}"
     return urlpath
+
+
+def _urlpath(stem: str, how: str) -> str:
+    return launch_urlpath(stem) if how == "launch" else chapter_urlpath(f"notebooks/{stem}.md")
 
 
 def _digest(paths) -> dict[str, str]:
@@ -107,16 +115,17 @@ def open_chapter(browser, working_tree_notebooks):
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     opened: dict[str, tuple] = {}
     with contextlib.ExitStack() as stack:
-        def _open(stem: str):
-            if stem not in opened:
-                lab = stack.enter_context(lab_server(env=KERNEL_ENV, log=ARTEFACTS / f"{stem}-jupyterlab.log"))
+        def _open(stem: str, how: str):
+            if (stem, how) not in opened:
+                lab = stack.enter_context(lab_server(env=KERNEL_ENV, log=ARTEFACTS / f"{stem}-jupyterlab.log",
+                                                     executed=EXECUTED))
                 page = browser.new_page(viewport={"width": 1300, "height": 1100})
                 stack.callback(page.close)
-                page.goto(f"{lab.url}/{launch_urlpath(stem)}")
+                page.goto(f"{lab.url}/{_urlpath(stem, how)}")
                 page.wait_for_selector(".jp-NotebookPanel, .jp-FileEditor", timeout=120_000)
                 _wait_rendered(page)
-                opened[stem] = (lab, page)
-            return opened[stem]
+                opened[(stem, how)] = (lab, page)
+            return opened[(stem, how)]
 
         yield _open
 
@@ -148,15 +157,15 @@ def _current(page) -> dict:
     }""")
 
 
-@pytest.mark.parametrize("stem", OPENED)
-def test_launch_url_opens_a_rendered_notebook(open_chapter, stem):
-    lab, page = open_chapter(stem)
+@pytest.mark.parametrize("stem, how", OPENED)
+def test_chapter_opens_as_a_rendered_notebook(open_chapter, stem, how):
+    lab, page = open_chapter(stem, how)
     current = _current(page)
-    page.screenshot(path=str(ARTEFACTS / f"{stem[:2]}-opened.png"))
+    page.screenshot(path=str(ARTEFACTS / f"{stem[:2]}-{how}-opened.png"))
 
-    # (1) a notebook panel, not the text editor, for the chapter's .md
+    # (1) a notebook panel, not the text editor, for the chapter's notebook or .md
     assert "jp-NotebookPanel" in current["classes"], f"opened as {current['classes']}, not as a notebook"
-    assert current["path"] == f"notebooks/{stem}.md"
+    assert current["path"] == f"notebooks/{stem}." + ("ipynb" if how == "launch" else "md")
     assert page.locator(".jp-FileEditor:visible").count() == 0
 
     panel = page.locator(".jp-NotebookPanel:visible")
@@ -168,12 +177,20 @@ def test_launch_url_opens_a_rendered_notebook(open_chapter, stem):
     text = "\n".join(markdown.all_inner_texts())
     raw = [m for m in RAW_MYST if m in text]
     assert not raw, f"raw MyST visible in {stem}: {raw}"
-    source = (lab.checkout / "notebooks" / f"{stem}.md").read_text(encoding="utf-8")
-    expected_classes = {"```{prf:": ".myst-proof", "```{exercise}": ".myst-exercise"}
-    for directive, css in expected_classes.items():
-        if directive in source:
-            assert panel.locator(css).count() > 0, f"{directive} is not rendered ({css} missing)"
     assert panel.locator(".myst").count() > 0, "markdown cells are not rendered by jupyterlab-myst"
+    source = (lab.checkout / "notebooks" / f"{stem}.md").read_text(encoding="utf-8")
+    if how == "source":  # jupyterlab-myst's own boxes for definitions and exercises
+        expected_classes = {"```{prf:": ".myst-proof", "```{exercise}": ".myst-exercise"}
+        for directive, css in expected_classes.items():
+            if directive in source:
+                assert panel.locator(css).count() > 0, f"{directive} is not rendered ({css} missing)"
+    else:  # the plain notebook: headed blocks, folded solutions, numbers instead of glue names
+        assert re.search(r"Definition \d+", text), "no numbered definition in the plain notebook"
+        assert re.search(r"Exercise \d+", text), "no numbered exercise in the plain notebook"
+        assert panel.locator(".jp-MarkdownCell details").count() > 0, "solutions are not folded"
+        glue_names = re.findall(r"\{glue:text\}`([^`:]+)", source)
+        shown = [g for g in glue_names if g in text]
+        assert not shown, f"glue names shown instead of numbers: {shown[:5]}"
 
 
 _NOTEBOOK_STATE = """() => {
@@ -194,8 +211,8 @@ _NOTEBOOK_STATE = """() => {
 
 
 def test_run_all_completes_without_error(open_chapter):
-    lab, page = open_chapter(RUN)
-    original = (ROOT / "notebooks" / f"{RUN}.md").read_bytes()
+    lab, page = open_chapter(RUN, "launch")
+    original = (lab.checkout / "notebooks" / f"{RUN}.ipynb").read_bytes()
     assert "jp-NotebookPanel" in _current(page)["classes"]
 
     # Run > Run All Cells, as a reader does
@@ -230,5 +247,4 @@ def test_run_all_completes_without_error(open_chapter):
     assert images.count() > 0, "Run All drew no figure"
 
     # autosave is off: neither the served copy nor the working tree was rewritten
-    assert (lab.checkout / "notebooks" / f"{RUN}.md").read_bytes() == original
-    assert (ROOT / "notebooks" / f"{RUN}.md").read_bytes() == original
+    assert (lab.checkout / "notebooks" / f"{RUN}.ipynb").read_bytes() == original
