@@ -277,13 +277,16 @@ def _quad_forms(f, points: torch.Tensor, dirs: torch.Tensor, method: str, eps: f
         return points.new_zeros(P, 0)
     if method == "finite_difference":
         fx = f(points)  # (P,)
-        out = torch.empty(P, r, dtype=points.dtype)
+        out = torch.empty(P, r, dtype=points.dtype, device=points.device)
         c = _chunk(P, r * k)
+        step = eps * dirs.T[None]  # (1, r, k)
         for s in range(0, P, c):  # chunks of points, each fully batched
             x = points[s:s + c, None, :]
-            step = eps * dirs.T[None]
-            fp = f(x + step)
-            fm = f(x - step)
+            n = x.shape[0]
+            # f only ever sees 2-D input (n*r, k), as it was validated: a 3-D batch would let
+            # f = lambda x: net(x)[:, 0] select the wrong axis and return garbage without an error.
+            fp = f((x + step).reshape(n * r, k)).reshape(n, r)
+            fm = f((x - step).reshape(n * r, k)).reshape(n, r)
             out[s:s + c] = (fp + fm - 2 * fx[s:s + c, None]) / eps ** 2
         return out
     per_point = torch.func.vmap(lambda x: torch.func.vmap(lambda d: _quad_form_hvp(f, x, d))(dirs.T))

@@ -383,3 +383,32 @@ def test_mlp_fast_path_features_and_alpha_nodes():
         I.mlp_interventional_expectation_all(net, mean, cov, alphas, features=[])
     with pytest.raises(ValueError, match="features"):
         I.mlp_interventional_expectation_all(net, mean, cov, alphas, features=[6])
+
+
+def test_finite_difference_hands_f_two_dimensional_rows_only():
+    """Regression (library review §2.2): f written for (n, k) input, as ace_map's docstring says
+    (``net(x)[:, 0]``), got a 3-D batch in the finite-difference branch and silently selected the
+    wrong axis (errors of 1e7-1e11). Now f sees (n, k) only, and agrees with the exact Hessian."""
+    mean, cov, _ = _problem(k=5)
+    net = _mlp(5)
+    seen = []
+
+    def f(x):
+        seen.append(x.ndim)
+        return net(x)[:, 0]
+
+    alphas = torch.linspace(-1, 1, 4, dtype=D)
+    fd = I.interventional_expectation(f, mean, cov, 2, alphas, method="finite_difference", eps=1e-4)
+    exact = I.interventional_expectation(lambda x: net(x)[..., 0], mean, cov, 2, alphas, method="hessian")
+    assert set(seen) == {2}
+    # central differences in float64 with eps = 1e-4: truncation O(eps^2 |f''''|), round-off O(1e-16/eps^2)
+    assert torch.allclose(fd, exact, atol=1e-6)
+    data = mean + torch.randn(200, 5, dtype=D, generator=torch.Generator().manual_seed(1)) @ torch.linalg.cholesky(cov).T
+    grid_fd = cb.attribution.ace_map(f, -1.0, 1.0, num=5, data=data, method="finite_difference")
+    grid_ex = cb.attribution.ace_map(lambda x: net(x)[..., 0], -1.0, 1.0, num=5, data=data, method="hessian")
+    # ace_map uses the paper's eps = 1e-6: central differences then carry round-off of order
+    # u |f| / eps^2 per direction (u = 2^-52), summed over the directions of the covariance
+    u, eps = torch.finfo(D).eps, 1e-6
+    roundoff = 4 * u / eps ** 2 * float(torch.trace(cov)) * float(net(data)[:, 0].abs().max() + 1)
+    err = float((torch.as_tensor(grid_fd.ace) - torch.as_tensor(grid_ex.ace)).abs().max())
+    assert err < roundoff, f"finite-difference ACE off by {err:.2e}, round-off scale {roundoff:.2e}"
