@@ -32,3 +32,21 @@ def test_every_claim_was_checked_in_the_build():
     assert not missing, f"ledger claims no notebook checked in this build: {missing}"
     failed = sorted(k for k, r in results.items() if not r.get("passed"))
     assert not failed, f"claims that failed: {failed}: " + json.dumps([results[k] for k in failed])[:2000]
+
+
+def test_launch_and_download_buttons_offer_the_plain_notebook():
+    """Binder and Colab open notebooks/NN.ipynb on the stable branch (not the moving main, not the .md
+    that Colab cannot open); the download button's .ipynb is the plain notebook (install cell first)."""
+    import re
+
+    import nbformat
+
+    for src in chapter_sources():
+        page = (HTML / "notebooks" / f"{src.stem}.html").read_text(encoding="utf-8")
+        binder = re.search(r'href="(https://mybinder\.org/[^"]+)"', page).group(1)
+        colab = re.search(r'href="(https://colab\.research\.google\.com/[^"]+)"', page).group(1)
+        assert binder.endswith(f"/stable?urlpath=lab/tree/notebooks/{src.stem}.ipynb"), binder
+        assert colab.endswith(f"/blob/stable/notebooks/{src.stem}.ipynb"), colab
+        nb = nbformat.read(HTML / "_sources" / "notebooks" / f"{src.stem}.ipynb", as_version=4)
+        assert "find_spec(\"causalbook_lib\")" in nb.cells[0].source, f"{src.stem}: the download is not the plain notebook"
+        assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
