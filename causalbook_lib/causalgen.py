@@ -454,6 +454,7 @@ def cluster_purity(assignment, labels) -> float:
         raise ValueError(f"assignment and labels must be non-empty 1-D arrays of equal length, got shapes {a.shape} and {y.shape}")
     if not (np.issubdtype(a.dtype, np.integer) and np.issubdtype(y.dtype, np.integer)):
         raise ValueError("assignment and labels must be integer arrays")
-    table = np.zeros((a.max() + 1, y.max() + 1 - min(0, y.min())), dtype=np.int64)
-    np.add.at(table, (a, y), 1)
-    return float(table.max(axis=1).sum() / len(a))
+    from sklearn.metrics.cluster import contingency_matrix
+
+    table = contingency_matrix(y, a)  # (labels, clusters); any integer ids, negative ones included
+    return float(table.max(axis=0).sum() / len(a))

@@ -20,6 +20,15 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 DIVERGING = "RdBu_r"
 
 
+def _numpy(x) -> np.ndarray:
+    """Float numpy array of ``x``; a tensor is detached and brought to the CPU first (CUDA, MPS)."""
+    if hasattr(x, "detach"):
+        x = x.detach().to("cpu")
+        if x.is_floating_point():
+            x = x.double()  # numpy has no bfloat16
+    return np.asarray(x, dtype=float)
+
+
 def use_style() -> None:
     """Apply the book's matplotlib style (palette, font sizes, grid, figure size and dpi)."""
     plt.rcParams.update({
@@ -48,7 +57,7 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: fl
 def signed_heatmap(ax, values, *, title: str | None = None, colorbar: bool = True, vmax: float | None = None,
                    label: str | None = None):
     """Draw a 2-D array of signed effects with a diverging map centred at zero; return the image."""
-    v = np.asarray(values, dtype=float)
+    v = _numpy(values)
     if v.ndim != 2:
         raise ValueError(f"values must be a 2-D array, got shape {v.shape}")
     if not np.all(np.isfinite(v)):
@@ -125,7 +134,7 @@ def image_rows(images, *, side: int, row_titles=None, cmap: str = "gray_r", vmin
         ValueError: ``images`` is not 3-D with last dimension ``side ** 2``, or the number of row
         titles does not match the number of rows.
     """
-    a = np.asarray(images, dtype=float)
+    a = _numpy(images)
     if a.ndim != 3 or a.shape[2] != side * side:
         raise ValueError(f"images must have shape (rows, cols, {side * side}), got {a.shape}")
     rows, cols = a.shape[:2]
@@ -163,8 +172,8 @@ def sweep_grid_with_borders(images, probabilities, *, side: int = 8, row_titles=
     Raises:
         ValueError: shapes that do not match, or titles of the wrong length.
     """
-    a = np.asarray(images, dtype=float)
-    p = np.asarray(probabilities, dtype=float)
+    a = _numpy(images)
+    p = _numpy(probabilities)
     if a.ndim != 3 or a.shape[2] != side * side:
         raise ValueError(f"images must have shape (rows, cols, {side * side}), got {a.shape}")
     if p.ndim != 3 or p.shape[:2] != a.shape[:2]:
