@@ -12,7 +12,10 @@ Three kinds of attribution of an output function ``f`` (a callable mapping a ten
   :math:`\\mathrm{ACE}^y_{do(x_i=\\alpha)} = \\mathbb{E}[y|do(x_i=\\alpha)] - \\text{baseline}_i` of Eq. 1,
   for every feature and every :math:`\\alpha`, or at each input's own values (a local saliency map,
   Sec. 5.2), computed with the engine of :mod:`causalbook_lib.interventions` (chapters
-  ``04-interventional-expectations`` and ``05-causal-regressors``).
+  ``04-interventional-expectations`` and ``05-causal-regressors``);
+* :class:`CausalACE`: the local ACE as a Captum ``Attribution``
+  (``CausalACE(forward_func).attribute(inputs, target=c, data=X)``), for one's own PyTorch models
+  and for Captum's metrics and visualisation.
 
 It also holds the two small helpers the Part II chapters train their classifiers with
 (:func:`make_mlp`, :func:`train_classifier`).
@@ -26,10 +29,12 @@ from typing import Callable
 import torch
 from torch import nn
 
+from captum.attr import Attribution
+
 from .utils import as_float_tensor, check_positive_int
 
 __all__ = ["check_output_function", "gradients", "integrated_gradients", "IG_METHODS", "AceMap", "ace_map",
-           "local_ace", "make_mlp", "train_classifier", "iris_classifier"]
+           "local_ace", "CausalACE", "make_mlp", "train_classifier", "iris_classifier"]
 
 #: Quadrature rules Captum offers for the IG path integral.
 IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
@@ -255,6 +260,95 @@ def local_ace(f: Callable, x, low, high, *, num: int = 100, data=None, mean=None
                          output_range=output_range).to(torch.float64) for i in range(k)]
     out = torch.stack(cols, dim=1) - grid.baseline
     return out[0] if single else out
+
+
+def _target_output(forward_func: Callable, target) -> Callable:
+    """``x -> forward_func(x)[..., target]`` (or the output itself for ``target=None``)."""
+    if target is None:
+        def f(x):
+            out = forward_func(x)
+            if out.dim() != x.dim() - 1:
+                raise ValueError(f"forward_func returns shape {tuple(out.shape)} for input {tuple(x.shape)}: "
+                                 "give target= to choose one output")
+            return out
+        return f
+    return lambda x: forward_func(x)[..., target]
+
+
+class CausalACE(Attribution):
+    """Local causal attributions (Chattopadhyay et al., 2019, Sec. 5.2) with Captum's contract.
+
+    ``CausalACE(forward_func).attribute(inputs, target=c, data=X)`` returns, for every input row
+    :math:`u` and feature i, :math:`\\mathbb{E}[y_c \\mid do(x_i = u_i)] - \\text{baseline}_i`: the
+    average causal effect of setting feature i to the row's own value, against the uniform-doer
+    baseline on ``[low_i, high_i]`` (the same numbers as :func:`local_ace`). It subclasses Captum's
+    ``Attribution``, so Captum's metrics (``infidelity``, ``sensitivity_max``) and visualisation
+    take it like any other attribution method.
+
+    Args:
+        forward_func: the model, mapping ``(n, k)`` inputs to ``(n, outputs)`` (or ``(n,)``).
+    """
+
+    def __init__(self, forward_func: Callable):
+        if not callable(forward_func):
+            raise ValueError(f"forward_func must be callable, got {type(forward_func).__name__}")
+        super().__init__(forward_func)
+
+    def attribute(self, inputs, target=None, *, data=None, mean=None, cov=None, low=None, high=None,
+                  num: int = 100, method: str = "hvp", output_range=None) -> torch.Tensor:
+        """Local ACE of every feature of every row of ``inputs`` (n, k) on output ``target``.
+
+        Args:
+            inputs: (n, k) tensor (or a 1-tuple of it, as Captum passes it; the result is then a
+                1-tuple too).
+            target: an output index, ``None`` when ``forward_func`` returns one number per row,
+                or one index per row (a list or (n,) tensor), as in Captum.
+            data: (n_data, k) observational rows: needed for ``method="mc"``, else used to
+                estimate ``mean`` and ``cov``; its range is the default ``[low, high]``.
+            mean, cov: observational moments for the Taylor methods (instead of ``data``).
+            low, high: bounds of the interventions (scalars or (k,)); default the range of ``data``.
+            num, method, output_range: as in :func:`ace_map` (``"hvp"``, ``"hessian"``,
+                ``"finite_difference"`` or ``"mc"``).
+
+        Returns:
+            (n, k) attributions, in the dtype and on the device of ``inputs``.
+
+        Raises:
+            ValueError: inputs not (n, k), a target list of the wrong length, missing bounds,
+                or any error of :func:`local_ace`.
+        """
+        as_tuple = isinstance(inputs, tuple)  # Captum passes (inputs,) and expects a tuple back
+        if as_tuple:
+            if len(inputs) != 1:
+                raise ValueError(f"CausalACE explains one input tensor, got a tuple of {len(inputs)}")
+            inputs = inputs[0]
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2:
+            raise ValueError(f"inputs must be an (n, k) tensor, got {getattr(inputs, 'shape', type(inputs))}")
+        if low is None or high is None:
+            if data is None:
+                raise ValueError("give low and high (the intervention range), or data to take them from")
+            d = as_float_tensor(data, "data")
+            low = d.min(dim=0).values if low is None else low
+            high = d.max(dim=0).values if high is None else high
+        # compute in the inputs' dtype: the engine takes its dtype from the data or moments
+        data, mean, cov = (None if v is None else as_float_tensor(v, name).to(inputs.dtype)
+                           for v, name in ((data, "data"), (mean, "mean"), (cov, "cov")))
+        kw = dict(num=num, data=data, mean=mean, cov=cov, method=method, output_range=output_range)
+        if isinstance(target, (list, tuple)) or (isinstance(target, torch.Tensor) and target.dim() == 1):
+            targets = torch.as_tensor(target).tolist()
+            if len(targets) != inputs.shape[0]:
+                raise ValueError(f"target holds {len(targets)} indices for {inputs.shape[0]} inputs")
+            out = torch.empty(inputs.shape, dtype=torch.float64)
+            for t in sorted(set(targets)):
+                rows = [r for r, tr in enumerate(targets) if tr == t]
+                out[rows] = local_ace(_target_output(self.forward_func, int(t)), inputs[rows].detach(),
+                                      low, high, **kw)
+        else:
+            if isinstance(target, torch.Tensor):
+                target = int(target)
+            out = local_ace(_target_output(self.forward_func, target), inputs.detach(), low, high, **kw)
+        out = out.to(dtype=inputs.dtype, device=inputs.device)
+        return (out,) if as_tuple else out
 
 
 def make_mlp(sizes, activation: str = "relu", *, dtype: torch.dtype = torch.float32) -> nn.Sequential:
