@@ -362,21 +362,9 @@ def check(claim_id: str, value: Any, *, details: dict | None = None, show: bool 
         return _record_only(claim_id, value, details, show)
     entry = get(claim_id)
     passed = _evaluate(entry, value)
-    record = ClaimRecord({
-        "id": claim_id,
-        "value": _to_jsonable(value),
-        "paper": _to_jsonable(entry["paper"]),
-        "criterion": describe_criterion(entry),
-        "status": entry["status"],
-        "chapter": entry["chapter"],
-        "passed": passed,
-        "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    })
-    if details is not None:
-        record["details"] = _to_jsonable(details)
-    out = results_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{claim_id}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    record = _write_record(claim_id, value, details, paper=_to_jsonable(entry["paper"]),
+                           criterion=describe_criterion(entry), status=entry["status"],
+                           chapter=entry["chapter"], passed=passed)
     if show:
         _show({"claim": claim_id, "paper": _fmt(entry["paper"]), "ours": _fmt(record["value"]),
                "criterion": record["criterion"], "status": entry["status"],
@@ -389,19 +377,25 @@ def check(claim_id: str, value: Any, *, details: dict | None = None, show: bool 
     return record
 
 
-def _record_only(claim_id: str, value: Any, details: dict | None, show: bool) -> dict:
-    """No ledger in use: show and record the value; there is nothing to check it against."""
-    if not isinstance(claim_id, str) or not claim_id:
-        raise ValueError(f"a claim id must be a non-empty string, got {claim_id!r}")
-    record = ClaimRecord({"id": claim_id, "value": _to_jsonable(value), "paper": None,
-                          "criterion": "none (no ledger in use)", "status": "unchecked", "chapter": None,
-                          "passed": None,
+def _write_record(claim_id: str, value: Any, details: dict | None, **fields) -> ClaimRecord:
+    """Write ``results/claims/<id>.json`` (id, value, paper, criterion, status, chapter, passed,
+    checked_at and details when given) and return the record."""
+    record = ClaimRecord({"id": claim_id, "value": _to_jsonable(value), **fields,
                           "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     if details is not None:
         record["details"] = _to_jsonable(details)
     out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{claim_id}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return record
+
+
+def _record_only(claim_id: str, value: Any, details: dict | None, show: bool) -> dict:
+    """No ledger in use: show and record the value; there is nothing to check it against."""
+    if not isinstance(claim_id, str) or not claim_id:
+        raise ValueError(f"a claim id must be a non-empty string, got {claim_id!r}")
+    record = _write_record(claim_id, value, details, paper=None, criterion="none (no ledger in use)",
+                           status="unchecked", chapter=None, passed=None)
     if show:
         _show({"claim": claim_id, "ours": _fmt(record["value"]), "check": "none (no ledger in use)"})
     return record

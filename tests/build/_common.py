@@ -23,3 +23,20 @@ def run_build(*extra: str, log: Path | None = None) -> tuple[int, list[str]]:
         log.write_text(out, encoding="utf-8")
     warnings = [ln for ln in out.splitlines() if SPHINX_PROBLEM.search(ln)]
     return proc.returncode, warnings
+
+
+def build_wheel(dest: Path) -> Path:
+    """Build causalbook_lib's wheel into ``dest`` from a copy of the library (setuptools then writes
+    nothing into the repository); return the wheel's path."""
+    import shutil
+
+    src = dest / "src"
+    src.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "causalbook_lib", src / "causalbook_lib",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(dest), f"{src}/"], check=True, capture_output=True)
+    (wheel,) = dest.glob("causalbook_lib-*.whl")
+    return wheel

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.build._common import ROOT
+from tests.build._common import build_wheel
 
 PYTHONS = ["3.10", "3.12", "3.13"]
 
@@ -30,17 +29,7 @@ def _interpreter(version: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("wheel")
-    src = tmp / "src"  # a copy, so that setuptools writes nothing into the repository
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "causalbook_lib", src / "causalbook_lib",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp), f"{src}/"], check=True, capture_output=True)
-    (whl,) = tmp.glob("causalbook_lib-*.whl")
-    return whl
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def _dry_run(version: str, wheel: Path, tmp: Path) -> tuple[int, str, dict]:

@@ -142,20 +142,11 @@ def test_library_accepts_the_pythons_readers_have():
 
 def test_wheel_ships_the_ledger(tmp_path):
     """A normal (non-editable) install must carry claims.yml, or every chapter stops at its first check."""
-    import shutil
-    import subprocess
-    import sys
     import zipfile
 
-    src = tmp_path / "src"  # build from a copy, so that setuptools writes nothing into the repository
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "causalbook_lib", src / "causalbook_lib",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(src)], check=True, capture_output=True)
-    (wheel,) = tmp_path.glob("causalbook_lib-*.whl")
+    from tests.build._common import build_wheel
+
+    wheel = build_wheel(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     assert "causalbook_lib/claims.yml" in names
     assert "causalbook_lib/datasets/__init__.py" in names
