@@ -4,7 +4,7 @@ Three kinds of attribution of an output function ``f`` (a callable mapping a ten
 (...), one scalar output per input row):
 
 * :func:`gradients`: the saliency :math:`\\partial f/\\partial x_i` at given inputs, an individual causal
-  effect of an infinitesimal intervention (chapter ``03-gradients-and-ig``);
+  effect of an infinitesimal intervention (:doc:`chapter 03 </notebooks/03-gradients-and-ig>`);
 * :func:`integrated_gradients`: Captum's Integrated Gradients (Sundararajan et al., 2017), with the
   quadrature rule exposed so the left Riemann sum used by Chattopadhyay et al. (2019, Sec. 2) and the
   exact Gauss-Legendre rule can both be computed;
@@ -12,7 +12,7 @@ Three kinds of attribution of an output function ``f`` (a callable mapping a ten
   :math:`\\mathrm{ACE}^y_{do(x_i=\\alpha)} = \\mathbb{E}[y|do(x_i=\\alpha)] - \\text{baseline}_i` of Eq. 1,
   for every feature and every :math:`\\alpha`, or at each input's own values (a local saliency map,
   Sec. 5.2), computed with the engine of :mod:`causalbook_lib.interventions` (chapters
-  ``04-interventional-expectations`` and ``05-causal-regressors``);
+  :doc:`04 </notebooks/04-interventional-expectations>` and :doc:`05 </notebooks/05-causal-regressors>`);
 * :class:`CausalACE`: the local ACE as a Captum ``Attribution``
   (``CausalACE(forward_func).attribute(inputs, target=c, data=X)``), for one's own PyTorch models
   and for Captum's metrics and visualisation.
@@ -67,7 +67,7 @@ def check_output_function(f: Callable, x: torch.Tensor, name: str = "f") -> torc
 
 
 def gradients(f: Callable, x) -> torch.Tensor:
-    """Plain gradients :math:`\\nabla_x f` at each row of ``x`` (saliency; chapter ``03-gradients-and-ig``).
+    """Plain gradients :math:`\\nabla_x f` at each row of ``x`` (saliency; :doc:`chapter 03 </notebooks/03-gradients-and-ig>`).
 
     Batched with ``torch.func.vmap`` over ``torch.func.grad``; computed in float64.
 
@@ -97,7 +97,7 @@ def integrated_gradients(f: Callable, x, baseline, *, method: str = "gausslegend
     with the integral replaced by the quadrature rule ``method`` with ``n_steps`` nodes. Chattopadhyay
     et al. (2019, Sec. 2) report a left Riemann sum with 1000 steps (``method="riemann_left"``,
     ``n_steps=1000``); ``"gausslegendre"`` with ``n`` nodes is exact for polynomial paths of degree
-    up to ``2n - 1``. See chapter ``03-gradients-and-ig``. Captum multiplies the gradients by its
+    up to ``2n - 1``. See :doc:`chapter 03 </notebooks/03-gradients-and-ig>`. Captum multiplies the gradients by its
     quadrature weights in float32, so results carry a relative error of about 1e-7 unless the weights
     are exact binary fractions (for example Gauss-Legendre with 2 nodes, weights 1/2).
 
@@ -205,7 +205,7 @@ def ace_map(f: Callable, low, high, *, num: int = 100, data=None, mean=None, cov
     :math:`\\mathbb{E}[y|do(x_i=\\alpha)]` comes from :mod:`causalbook_lib.interventions` (the Taylor
     estimate of Eq. 4 with ``method`` in ``{"hvp", "hessian", "finite_difference"}``, or the empirical
     Eq. 2 with ``method="mc"``) and the baseline is its trapezoid mean over the grid (a uniform doer).
-    Chapters ``04-interventional-expectations`` and ``05-causal-regressors``.
+    Chapters :doc:`04 </notebooks/04-interventional-expectations>` and :doc:`05 </notebooks/05-causal-regressors>`.
 
     Args:
         f: output function, (n, k) -> (n,).
@@ -420,8 +420,8 @@ def iris_classifier(activation: str = "relu", *, seed: int = 0, epochs: int = 50
     with batch size 1 (75,000 steps). The book keeps the architecture, the optimiser, the weight decay
     and the 500 epochs, but uses batches of 10 and scales the learning rate by the same factor
     (3e-3, the linear scaling rule): the same learning rate per example with ten times fewer steps,
-    which a laptop trains in seconds. Chapters ``04-interventional-expectations`` and
-    ``05-causal-regressors`` use it.
+    which a laptop trains in seconds. Chapters :doc:`04 </notebooks/04-interventional-expectations>` and
+    :doc:`05 </notebooks/05-causal-regressors>` use it.
 
     Args:
         activation: ``"relu"`` (as in the paper) or a smooth variant (``"tanh"``, ``"softplus"``, ``"gelu"``).

@@ -1,5 +1,5 @@
 """Causal generation: a causal controller over binary attributes feeding a conditional generator,
-and a mixture of competing generators (Part V, chapter 16).
+and a mixture of competing generators (Part V, :doc:`chapter 16 </notebooks/16-causal-generation>`).
 
 * :class:`CausalController` is a structural causal model over binary attributes. Each attribute
   is ``X_i := 1[U_i < p_i(pa_i)]`` with independent uniform noises ``U_i``, and ``p_i`` is a table
@@ -41,7 +41,7 @@ __all__ = [
 # Causal controller
 # --------------------------------------------------------------------------------------------
 class CausalController:
-    """A binary structural causal model used as a causal controller (chapter 16).
+    """A binary structural causal model used as a causal controller (:doc:`chapter 16 </notebooks/16-causal-generation>`).
 
     Math: for each attribute ``i`` in topological order, ``X_i := 1[U_i < p_i(pa_i)]`` with
     ``U_i ~ Uniform(0, 1)`` independent, so ``P(X_i = 1 | pa_i) = p_i(pa_i)``. An intervention
@@ -114,7 +114,7 @@ class CausalController:
         """Fit every table by (Laplace-smoothed) maximum likelihood from binary data.
 
         ``P(X_i = 1 | pa_i = k) = (count(X_i = 1, pa_i = k) + s) / (count(pa_i = k) + 2 s)``.
-        With a known graph this is the maximum-likelihood causal controller (chapter 16).
+        With a known graph this is the maximum-likelihood causal controller (:doc:`chapter 16 </notebooks/16-causal-generation>`).
 
         Args:
             parents: the causal graph (see the class docstring); the columns of ``data`` follow its order.
@@ -174,10 +174,10 @@ class CausalController:
         """Draw ``n`` attribute vectors by ancestral sampling of :meth:`to_scm`, optionally under ``do(...)``.
 
         Returns:
-            (n, d) float64 tensor of 0/1 values, columns in :attr:`names` order.
+            (n, d) float64 tensor of 0/1 values, columns in ``names`` order.
         Raises:
             ValueError: ``n`` is not a positive integer, or ``do`` names an unknown attribute or a
-            value other than 0/1.
+                value other than 0/1.
         """
         n = check_positive_int(n, "n")
         do = self._check_assignment(do, "do")
@@ -268,7 +268,7 @@ def _config_index(bits: torch.Tensor) -> torch.Tensor:
 # Conditional VAE
 # --------------------------------------------------------------------------------------------
 class ConditionalVAE(nn.Module):
-    """A small (conditional) variational autoencoder with one hidden layer (chapter 16).
+    """A small (conditional) variational autoencoder with one hidden layer (:doc:`chapter 16 </notebooks/16-causal-generation>`).
 
     Encoder ``q(z | x, c) = N(mu(x, c), diag sigma^2(x, c))``, prior ``p(z) = N(0, I)``, decoder
     mean ``g(z, c)``. With ``likelihood="gaussian"`` the decoder is ``N(g(z, c), noise_std^2 I)``;
@@ -374,7 +374,7 @@ def train_vae(model: ConditionalVAE, x: torch.Tensor, c=None, *, epochs: int = 2
 # Competitive mixture of generators
 # --------------------------------------------------------------------------------------------
 class CompetitiveMixture(nn.Module):
-    """K independent VAEs that compete for data points (Locatello et al.; chapter 16).
+    """K independent VAEs that compete for data points (Locatello et al.; :doc:`chapter 16 </notebooks/16-causal-generation>`).
 
     The model is ``p(x) = sum_j alpha_j p_{g_j}(x)``; a point is assigned to
     ``argmax_j ELBO_j(x)`` (a lower bound of ``log p_{g_j}(x)``), and only the winner learns from it.

@@ -37,6 +37,7 @@ from .utils import check_finite, check_interval, check_positive_int, check_shape
 __all__ = [
     # Part III: conditional beta-VAE and ACE of its latents
     "ConditionalVAE",
+    "VAETrainingResult",
     "train_conditional_vae",
     "class_interventional_means",
     "class_ace",

@@ -1,6 +1,6 @@
 """Causal graphs on :class:`networkx.DiGraph`: validation, graph surgery and d-separation (Part I).
 
-The book's chapter :doc:`02-d-separation-and-networks` teaches d-separation by reading
+The book's :doc:`chapter 02 </notebooks/02-d-separation-and-networks>` teaches d-separation by reading
 :func:`d_separated`, written by hand as a reachability ("Bayes-ball") search. The unit tests check
 it against networkx on hundreds of random DAGs.
 """
@@ -46,7 +46,7 @@ def surgery(graph: nx.DiGraph, intervened) -> nx.DiGraph:
 
     Returns a copy of ``graph`` with every edge *into* a node of ``intervened`` removed (its
     parents are cut, because the intervention, not the mechanism, now sets its value). Nodes keep
-    their attributes; the input graph is not changed. See :doc:`01-structural-causal-models`.
+    their attributes; the input graph is not changed. See :doc:`chapter 01 </notebooks/01-structural-causal-models>`.
 
     Args:
         graph: a DAG.
@@ -135,7 +135,7 @@ def d_separated(graph: nx.DiGraph, xs, ys, zs=()) -> bool:
     :math:`X \\perp_G Y \\mid Z`, if every trail from a node of X to a node of Y is blocked.
 
     Implementation: one reachability search (:func:`active_trail_nodes`) from each node of X;
-    linear in the size of the graph per source. See :doc:`02-d-separation-and-networks`.
+    linear in the size of the graph per source. See :doc:`chapter 02 </notebooks/02-d-separation-and-networks>`.
 
     Args:
         graph: a ``networkx.DiGraph`` without cycles.

@@ -10,7 +10,7 @@ objective is the information flow :math:`I(\\alpha \\to Y)`, which equals the mu
     I(\\alpha; Y) = H(Y) - \\mathbb{E}_\\alpha\\, H(Y \\mid \\alpha),\\qquad
     p(y \\mid \\alpha) = \\mathbb{E}_{\\beta}\\, f_y\\big(g(\\alpha, \\beta)\\big),
 
-because the latents are independent (their Prop. 2; chapter ``11-information-flow``).
+because the latents are independent (their Prop. 2; :doc:`chapter 11 </notebooks/11-information-flow>`).
 
 This module provides
 
@@ -27,7 +27,7 @@ This module provides
 * :func:`plugin_information_flow`: the estimator itself, from a table of classifier probabilities;
 * :func:`linear_gaussian_information_flow`: the exact value for a probit classifier and a
   linear-Gaussian decoder (their Lemmas 7-8), by 1-D quadrature (chapter
-  ``12-linear-gaussian-explanations``);
+  :doc:`12 </notebooks/12-linear-gaussian-explanations>`);
 * :class:`LinearGaussianDecoder`, :class:`HyperplaneClassifier`: the small models of Sec. 4.
 
 Conventions: a *decoder* is a callable mapping latents of shape ``(batch, K + L)`` (causal factors
@@ -212,7 +212,7 @@ def plugin_information_flow(probabilities: torch.Tensor) -> torch.Tensor:
         \\hat p(y) = \\tfrac1{N_\\alpha}\\sum_i \\hat p(y\\mid\\alpha^{(i)}),\\quad
         \\hat I = H(\\hat p(y)) - \\tfrac1{N_\\alpha}\\sum_i H(\\hat p(y\\mid\\alpha^{(i)})),
 
-    averaged over the outer axis. Book: chapter ``11-information-flow``, section on the estimator.
+    averaged over the outer axis. Book: :doc:`chapter 11 </notebooks/11-information-flow>`, section on the estimator.
 
     Args:
         probabilities: tensor of shape ``(N_alpha, N_beta, M)`` or ``(N_c, N_alpha, N_beta, M)``.
@@ -272,8 +272,8 @@ def latent_information_flow(decoder: Callable, classifier: Callable, n_latents: 
 
     One batch of ``n_given * n_alpha * n_beta`` latents goes through the decoder and the classifier
     (the classifier in eval mode, its modes restored afterwards); the estimate is accumulated in
-    float64 by :func:`plugin_information_flow`. Book: chapters ``11-information-flow`` and
-    ``12-linear-gaussian-explanations``.
+    float64 by :func:`plugin_information_flow`. Book: chapters :doc:`11 </notebooks/11-information-flow>` and
+    :doc:`12 </notebooks/12-linear-gaussian-explanations>`.
 
     Args:
         decoder: callable, latents ``(batch, n_latents)`` -> inputs ``(batch, ...)``.
@@ -330,7 +330,7 @@ def information_flow(decoder: Callable, classifier: Callable, n_causal: int, n_n
     of O'Shaughnessy et al. 2020 with :math:`N_x = 1`). The classifier runs in eval mode (dropout
     off; its modes are restored afterwards), without gradients, and the estimate is accumulated in
     float64. The estimator is biased upwards for small ``n_beta`` (see chapter
-    ``11-information-flow``). For a training objective use :func:`information_flow_objective`.
+    :doc:`11 </notebooks/11-information-flow>`). For a training objective use :func:`information_flow_objective`.
 
     Args:
         decoder: callable, latents ``(batch, K + L)`` (causal factors first) -> inputs ``(batch, ...)``.
@@ -435,7 +435,7 @@ def linear_gaussian_information_flow(a, w_alpha, W_beta, gamma: float) -> float:
     Hence :math:`I = \\ln 2 - \\int \\varphi(t)\\, h_b(\\Phi(s t))\\,dt` with
     :math:`s = \\|W_\\alpha^\\top a\\| / \\sqrt{1 + a^\\top W_\\beta W_\\beta^\\top a + \\gamma\\|a\\|^2}`,
     integrated by adaptive 1-D quadrature (``scipy.integrate.quad``, log-CDFs for stability).
-    Book: chapter ``11-information-flow``, the closed form.
+    Book: :doc:`chapter 11 </notebooks/11-information-flow>`, the closed form.
 
     Args:
         a: decision normal, shape ``(N,)``.
@@ -503,7 +503,7 @@ def linear_gaussian_information_flow_tensor(a, W_alpha, W_beta, gamma: float, n_
     Same model and formula, :math:`I = \ln 2 - 2\int_0^{T} \varphi(t)\, h_b(\Phi(s t))\,dt`, with
     the integral done by Gauss-Legendre quadrature on ``n_nodes`` nodes over ``[0, T]``,
     ``T = 9`` (the tail beyond is below 1e-18). It agrees with the adaptive quadrature to about 1e-8; the
-    book compares it with the adaptive-quadrature value (chapter ``12-linear-gaussian-explanations``).
+    book compares it with the adaptive-quadrature value (:doc:`chapter 12 </notebooks/12-linear-gaussian-explanations>`).
 
     Args:
         a: ``(N,)``; W_alpha: ``(N, K)`` or ``(N,)``; W_beta: ``(N, L)`` (L may be 0); tensors
@@ -575,7 +575,7 @@ def latent_conditional_dependence(decoder: Callable, classifier: Callable, n_lat
     :math:`z_B`, and ``n_rest`` fresh draws of all other latents per pair (the decoder's noise
     replicates when no latent is left); one batched forward pass. This is the adjustment term of
     Prop. 4(c)-(d) of O'Shaughnessy et al., computed independently of the flows it relates
-    (chapter ``12-linear-gaussian-explanations``).
+    (:doc:`chapter 12 </notebooks/12-linear-gaussian-explanations>`).
 
     Args:
         decoder, classifier: as in :func:`information_flow`.

@@ -13,7 +13,7 @@ where :math:`\\mu_\\alpha` is the input mean with entry :math:`i` set to :math:`
 network the other inputs keep their observational distribution, Corollary 2.1 of the paper). The
 approximation is exact when :math:`f` is quadratic.
 
-Estimators (book chapters ``04-interventional-expectations`` and ``06-scaling``):
+Estimators (book chapters :doc:`04 </notebooks/04-interventional-expectations>` and :doc:`06 </notebooks/06-scaling>`):
 
 * :func:`interventional_expectation_mc`: the empirical Eq. 2, a mean over data rows;
 * :func:`interventional_expectation`: the Taylor estimate for one intervened feature, with the
@@ -176,7 +176,7 @@ def intervened_covariance(cov, feature: int) -> torch.Tensor:
     """Σ₋ᵢ: the covariance ``cov`` (k, k) with row and column ``feature`` set to zero.
 
     Under do(x_i = α) the intervened input is a constant, so it neither varies nor co-varies
-    (Corollary 2.1 of Chattopadhyay et al. 2019); chapter ``04-interventional-expectations``.
+    (Corollary 2.1 of Chattopadhyay et al. 2019); :doc:`chapter 04 </notebooks/04-interventional-expectations>`.
 
     Raises:
         ValueError: ``cov`` is not a symmetric PSD matrix, or ``feature`` is out of range.
@@ -197,7 +197,7 @@ def covariance_factor(cov, rank: int | None = None):
     Chattopadhyay et al. 2019); eigenvalues at round-off level (below k·eps·λ_max) are dropped
     because they carry no variance. With ``rank`` only the ``rank`` largest are kept, and
     Σ − V Vᵀ is positive semi-definite with trace equal to the sum of the dropped eigenvalues
-    (chapter ``06-scaling``, the truncation bound).
+    (:doc:`chapter 06 </notebooks/06-scaling>`, the truncation bound).
 
     Args:
         cov: symmetric PSD matrix of shape (k, k).
@@ -247,7 +247,7 @@ def rank_truncation_bound(cov, rank: int, hessian_norm: float) -> float:
         hessian_norm: an upper bound on the spectral norm ‖∇²f‖₂ at the evaluated points.
 
     Returns:
-        The bound as a float (chapter ``06-scaling``).
+        The bound as a float (:doc:`chapter 06 </notebooks/06-scaling>`).
 
     Raises:
         ValueError: bad ``cov`` or ``rank``, or a negative or non-finite ``hessian_norm``.
@@ -317,8 +317,8 @@ def interventional_expectation(f: Callable, mean, cov, feature: int, alphas, *, 
               + \\tfrac12\\operatorname{tr}\\big(\\nabla^2 f(\\mu_\\alpha)\\,\\Sigma_{-i}\\big)
 
     with μ_α = ``mean`` with entry ``feature`` set to α and Σ₋ᵢ = ``cov`` with row and column
-    ``feature`` zeroed. Book: chapter ``04-interventional-expectations`` (the estimator) and
-    ``06-scaling`` (the methods). Batched over ``alphas``.
+    ``feature`` zeroed. Book: :doc:`chapter 04 </notebooks/04-interventional-expectations>` (the estimator) and
+    :doc:`06 </notebooks/06-scaling>` (the methods). Batched over ``alphas``.
 
     Methods:
         ``"hessian"``: the full Hessian by ``torch.func.hessian`` (jacfwd over jacrev), contracted
@@ -383,7 +383,7 @@ def interventional_expectation_all(f: Callable, mean, cov, alphas, *, method: st
     round-off (with ``rank``, both truncate: here Σ is truncated before the row/column is zeroed).
 
     One eigendecomposition Σ ≈ V Vᵀ serves every feature through the trace identity
-    (chapter ``06-scaling``)
+    (:doc:`chapter 06 </notebooks/06-scaling>`)
 
     .. math:: \\operatorname{tr}(H\\Sigma_{-i}) = \\operatorname{tr}(H\\Sigma) - 2(H\\Sigma)_{ii} + H_{ii}\\Sigma_{ii},
 
@@ -459,7 +459,7 @@ def interventional_expectation_mc(f: Callable, data, feature: int, alphas) -> to
 
     Every other input keeps its observed value (Corollary 2.1: intervening on an input does not
     change the others). Cost O(n·m) evaluations of f, batched; large problems are split into chunks
-    of alphas. Book: chapter ``04-interventional-expectations``.
+    of alphas. Book: :doc:`chapter 04 </notebooks/04-interventional-expectations>`.
 
     Args:
         f: callable mapping (..., k) to (...).
@@ -523,7 +523,7 @@ def _identity_d(u):
     return u, torch.ones_like(u), torch.zeros_like(u)
 
 
-#: Elementwise activations the MLP fast path understands: module type -> (value, first, second derivative).
+#: The elementwise activations that the MLP fast path understands, as module type -> (value, first, second derivative).
 MLP_ACTIVATIONS = {nn.Tanh: _tanh_d, nn.Sigmoid: _sigmoid_d, nn.Softplus: _softplus_d, nn.ReLU: _relu_d,
                    nn.Identity: _identity_d}
 
@@ -596,7 +596,7 @@ def mlp_interventional_expectation_all(model: nn.Module, mean, cov, alphas, *, r
                                        chunk_points: int = 64) -> torch.Tensor:
     """Taylor estimates for every feature × every α × every output of an MLP: shape (k, m, outputs).
 
-    The fast path of chapter ``06-scaling`` (and the fastest variant of ``bench/bench_interventions.py``)
+    The fast path of :doc:`chapter 06 </notebooks/06-scaling>` (and the fastest variant of ``bench/bench_interventions.py``)
     for ``model = nn.Sequential(Linear, act, Linear, act, ..., Linear)`` with elementwise activations.
     Three ideas make it fast; each leaves the estimate exact up to round-off (and ``rank``):
 
@@ -627,7 +627,7 @@ def mlp_interventional_expectation_all(model: nn.Module, mean, cov, alphas, *, r
             second-order term (the expensive part) is computed only at the n nodes for each feature
             and interpolated to ``alphas`` (it is an analytic function of α), while f(μ_α) is
             evaluated exactly at every α. This is an approximation: check its error against
-            ``alpha_nodes=None`` (chapter ``06-scaling`` does).
+            ``alpha_nodes=None`` (:doc:`chapter 06 </notebooks/06-scaling>` does).
         chunk_points: number of (feature, α) points propagated together.
 
     Returns:

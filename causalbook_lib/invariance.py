@@ -1,4 +1,4 @@
-"""Invariance and independent mechanisms: ERM against IRMv1, competing experts (Part V, chapter 15).
+"""Invariance and independent mechanisms: ERM against IRMv1, competing experts (Part V, :doc:`chapter 15 </notebooks/15-ood-generalisation>`).
 
 * :class:`StackedMLP`: many small independent MLPs evaluated together (one batched matrix product
   per layer), so that several seeds and several training objectives train in a single loop.
@@ -137,7 +137,7 @@ def irmv1_penalty(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     representation :math:`f` in environment :math:`e`. It is computed by automatic
     differentiation, as in the authors' code, and kept differentiable (``create_graph``) so that
     it can be minimised. For this loss the gradient has the closed form
-    :math:`\\frac1n \\sum_i (\\sigma(f_i) - y_i) f_i`. Chapter 15, eq. ``ch15-eq-irmv1``.
+    :math:`\\frac1n \\sum_i (\\sigma(f_i) - y_i) f_i`. :doc:`Chapter 15 </notebooks/15-ood-generalisation>`, eq. ``ch15-eq-irmv1``.
 
     Args:
         logits: :math:`f(x)`, shape ``(..., n)`` (for example ``(M, n)`` for M models).
@@ -225,7 +225,7 @@ def fit_invariant_classifiers(envs, *, methods=("erm", "irm"), seeds=(0, 1, 2), 
     * ``"minmax"``: :math:`\\max_e R^e + \\rho \\|\\theta\\|^2`, the robust (worst-environment)
       objective that the survey uses to describe IRM.
 
-    Chapter 15, survey Sec. 3.1.
+    :doc:`Chapter 15 </notebooks/15-ood-generalisation>`, survey Sec. 3.1.
 
     Args:
         envs: list of ``(x, y)`` pairs, ``x`` of shape ``(n_e, D)`` and binary ``y`` of shape ``(n_e,)``.
@@ -358,7 +358,7 @@ def train_competing_experts(transformed: torch.Tensor, clean: torch.Tensor, *, n
     :math:`j^* = \\arg\\max_j D(E_j(x'))`, and only the winner is updated, to raise
     :math:`\\log D(E_{j^*}(x'))` (full batch, Adam); :math:`D` is updated on clean digits against
     the winners' outputs. Nobody is told which transformation produced :math:`x'`, and the clean
-    digits are different images. Chapter 15.
+    digits are different images. :doc:`Chapter 15 </notebooks/15-ood-generalisation>`.
 
     Args:
         transformed: transformed images, shape ``(n, 64)``.

@@ -128,11 +128,11 @@ def image_rows(images, *, side: int, row_titles=None, cmap: str = "gray_r", vmin
     """Draw a grid of flat square images: ``images`` has shape (rows, cols, side * side).
 
     Each row gets its title (``row_titles``) on the left. Returns ``(fig, axes)``. Used for
-    generated faces (chapter 16) and adversarial digits (chapter 17).
+    generated faces (:doc:`chapter 16 </notebooks/16-causal-generation>`) and adversarial digits (:doc:`chapter 17 </notebooks/17-robustness-fairness>`).
 
     Raises:
         ValueError: ``images`` is not 3-D with last dimension ``side ** 2``, or the number of row
-        titles does not match the number of rows.
+            titles does not match the number of rows.
     """
     a = _numpy(images)
     if a.ndim != 3 or a.shape[2] != side * side:

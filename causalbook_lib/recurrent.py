@@ -7,8 +7,8 @@ are fed back as its next inputs, an intervention ``do(x_i^{t_hat} = alpha)`` cha
 of every later input, so the interventional means and covariances needed by Eq. 4 cannot be taken
 from the data: Algorithm 2 estimates them from rollouts of the model under the intervention.
 
-The book explains this module in chapter ``07-recurrent-networks`` and uses it in chapters
-``08-synthetic-gru`` and ``09-flight-series``.
+The book explains this module in :doc:`chapter 07 </notebooks/07-recurrent-networks>` and uses it in chapters
+:doc:`08 </notebooks/08-synthetic-gru>` and :doc:`09 </notebooks/09-flight-series>`.
 
 Conventions:
 
@@ -355,7 +355,7 @@ def taylor_expectation(f: Callable[[torch.Tensor], torch.Tensor], means: torch.T
     is an exact Hessian-vector product (forward-over-reverse autodiff, ``torch.func.jvp`` of
     ``torch.func.grad``). Eigen-directions with ``lambda <= rank_tol * lambda_max`` are dropped,
     which is exact for a rank-deficient ``Sigma`` (for example rollouts with feedback).
-    Chapter 07 explains it (Part II derives Eq. 4).
+    :doc:`Chapter 07 </notebooks/07-recurrent-networks>` explains it (Part II derives Eq. 4).
 
     Args:
         f: maps a batch of points ``(B, D)`` to values ``(B,)``, row by row (rows must not interact).

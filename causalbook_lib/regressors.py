@@ -2,7 +2,7 @@
 
 Phase II of Chattopadhyay et al. (2019, Sec. 4.3 and Algorithm 3) fits a smooth curve
 :math:`\\alpha \\mapsto \\mathbb{E}[y \\mid do(x_i = \\alpha)]` through interventional expectations computed
-at ``num`` values of :math:`\\alpha`. The book (chapter ``05-causal-regressors``) does this with Bayesian
+at ``num`` values of :math:`\\alpha`. The book (:doc:`chapter 05 </notebooks/05-causal-regressors>`) does this with Bayesian
 linear regression on an orthonormal Legendre basis on ``[low, high]``:
 
 * features :math:`\\phi_j(\\alpha) = \\sqrt{2j+1}\\,P_j(t)` with :math:`t = 2(\\alpha - low)/(high - low) - 1`,
@@ -36,7 +36,7 @@ def legendre_features(x, order: int, low: float, high: float) -> torch.Tensor:
     Returns the (n, order + 1) float64 matrix :math:`\\Phi_{nj} = \\sqrt{2j+1}\\,P_j(t_n)`, with
     :math:`t = 2(x - low)/(high - low) - 1`, built with the three-term recurrence
     :math:`(j+1)P_{j+1} = (2j+1)\\,t\\,P_j - j\\,P_{j-1}`. Under the uniform distribution on
-    ``[low, high]`` the columns are orthonormal. See chapter ``05-causal-regressors``.
+    ``[low, high]`` the columns are orthonormal. See :doc:`chapter 05 </notebooks/05-causal-regressors>`.
 
     Args:
         x: values of shape (n,).
@@ -175,7 +175,7 @@ def fit_causal_regressor(alphas, values, *, max_order: int = 10, low: float | No
 
     For every order 0..``max_order`` fits Bayesian linear regression on orthonormal Legendre features on
     ``[low, high]`` with evidence-maximised hyper-parameters (:func:`bayesian_evidence_fit`) and keeps the
-    order with the largest log evidence. Explained in chapter ``05-causal-regressors``.
+    order with the largest log evidence. Explained in :doc:`chapter 05 </notebooks/05-causal-regressors>`.
 
     Args:
         alphas: (num,) intervention values.

@@ -1,4 +1,4 @@
-"""Robustness and fairness: analysis by synthesis, gradient attacks, counterfactual fairness (Part V, chapter 17).
+"""Robustness and fairness: analysis by synthesis, gradient attacks, counterfactual fairness (Part V, :doc:`chapter 17 </notebooks/17-robustness-fairness>`).
 
 * :class:`GaussianGenerativeClassifier` models the generative direction label -> image with one
   probabilistic-PCA Gaussian per class and classifies by ``argmax_y log p(x | y) + log p(y)``: a
@@ -9,7 +9,7 @@
   masking cannot fool it.
 * :func:`loan_abduct`, :func:`loan_counterfactual` and :func:`counterfactual_gap` implement the
   counterfactual-fairness test of Kusner et al. on the loan SCM of
-  :func:`causalbook_lib.datasets.sample_loan_data` by abduction, action and prediction.
+  :func:`causalbook_lib.datasets.synthetic.sample_loan_data` by abduction, action and prediction.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _check_xy(x, y, d: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
 # Analysis by synthesis: a class-conditional Gaussian generative classifier
 # --------------------------------------------------------------------------------------------
 class GaussianGenerativeClassifier(nn.Module):
-    """Classify by Bayes' rule with one probabilistic-PCA Gaussian per class (chapter 17).
+    """Classify by Bayes' rule with one probabilistic-PCA Gaussian per class (:doc:`chapter 17 </notebooks/17-robustness-fairness>`).
 
     Math: ``p(x | y) = N(x; mu_y, W_y W_y^T + s_y^2 I)`` with ``W_y`` the top ``q`` principal
     directions of class ``y`` scaled by ``sqrt(lambda_k - s_y^2)`` and ``s_y^2`` the mean of the
@@ -400,12 +400,12 @@ def loan_abduct(features, params: LoanSCMParameters | None = None) -> torch.Tens
 
     With additive noise every noise is the observed value minus its mechanism:
     ``U_Edu = Edu - b_EA A`` and ``U_Inc = Inc - (b_IA A + b_IE Edu + b_Iage Age)``;
-    ``U_Age = Age`` (see :class:`causalbook_lib.datasets.LoanSCMParameters`).
+    ``U_Age = Age`` (see :class:`causalbook_lib.datasets.synthetic.LoanSCMParameters`).
 
     Args:
         features: (n, 4) columns group, age, education, income (as ``LoanData.features()``).
     Returns:
-        (n, 3) float64: ``U_Age, U_Edu, U_Inc``.
+        An (n, 3) float64 tensor with columns ``U_Age, U_Edu, U_Inc``.
     Raises:
         ValueError: wrong shape, non-finite values or a group other than 0/1.
     """

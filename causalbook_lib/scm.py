@@ -13,7 +13,7 @@ and :class:`SCM` holds a mapping ``name -> Variable``. Everything is batched: a 
 ``n`` is a dict of tensors whose first dimension is ``n``; mechanisms act on whole batches.
 Latent confounders are written as endogenous variables one chooses not to observe.
 
-Chapter :doc:`01-structural-causal-models` explains every piece; Part V builds its causal
+:doc:`chapter 01 </notebooks/01-structural-causal-models>` explains every piece; Part V builds its causal
 controllers on this class.
 """
 from __future__ import annotations
@@ -295,7 +295,7 @@ class SCM:
 
     @property
     def graph(self) -> nx.DiGraph:
-        """The causal Bayesian network: an edge ``p -> v`` for every parent ``p`` of ``v`` (a copy)."""
+        """The causal Bayesian network, with an edge ``p -> v`` for every parent ``p`` of ``v`` (a copy)."""
         return self._graph.copy()
 
     def parents(self, name: str) -> tuple:
@@ -561,7 +561,7 @@ def linear_gaussian_moments(names, weights: Mapping[tuple, float], std: Mapping[
                             interventions: Mapping[str, float] | None = None):
     """Exact mean vector and covariance matrix of a linear Gaussian SCM, optionally under ``do()``.
 
-    Book: :doc:`01-structural-causal-models` (the sampling check).
+    Book: :doc:`chapter 01 </notebooks/01-structural-causal-models>` (the sampling check).
 
     With :math:`B` the weight matrix (:math:`B_{ij}` from parent i to child j) the model is
     :math:`x = B^\\top x + c + u`, so :math:`x = A (c + u)` with :math:`A = (I - B^\\top)^{-1}`, and

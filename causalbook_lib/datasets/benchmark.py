@@ -1,4 +1,4 @@
-"""The scaling benchmark of chapter 06 and ``bench/bench_interventions.py``.
+"""The scaling benchmark of :doc:`chapter 06 </notebooks/06-scaling>` and ``bench/bench_interventions.py``.
 
 A network the size of the paper's MNIST model and a correlated input distribution on a 28 x 28
 pixel grid, so that the interventional-expectation methods can be timed where the number of inputs

@@ -1,7 +1,7 @@
-"""A **simulated** landing data set from a documented SCM (Part III, chapter 09).
+"""A **simulated** landing data set from a documented SCM (Part III, :doc:`chapter 09 </notebooks/09-flight-series>`).
 
 Chattopadhyay et al. (2019, Sec. 5.3) explain an LSTM trained on NASA DASHlink flight recordings.
-Those recordings cannot be redistributed with the book, so chapter 09 uses this stand-in instead.
+Those recordings cannot be redistributed with the book, so :doc:`chapter 09 </notebooks/09-flight-series>` uses this stand-in instead.
 Nothing here is real flight data: every number comes from the structural equations below, at one
 sample per second from touchdown (``t = 0``) for ``T`` seconds.
 

@@ -1,14 +1,14 @@
 """Data generators for the survey's out-of-distribution chapters (Part V).
 
 * :func:`altitude_temperature_scm`, :func:`altitude_temperature` and :func:`altitude_temperature_conditionals`: the survey's
-  altitude -> temperature example (chapter 14), sampled per "country" and with the closed-form
+  altitude -> temperature example (:doc:`chapter 14 </notebooks/14-causal-theory>`), sampled per "country" and with the closed-form
   causal and anticausal conditionals of the linear-Gaussian model.
 * :func:`cows_and_camels_scm` and :func:`cows_and_camels`: the cows-and-camels story as a small
-  SCM (chapter 14).
+  SCM (:doc:`chapter 14 </notebooks/14-causal-theory>`).
 * :func:`coloured_digits`: a Coloured-MNIST analogue built from the 8x8 digits, where the colour
-  predicts the label in training environments and the correlation flips at test time (chapter 15).
+  predicts the label in training environments and the correlation flips at test time (:doc:`chapter 15 </notebooks/15-ood-generalisation>`).
 * :func:`transform_digits` and :func:`transformed_digits`: fixed transformations of digits
-  (shifts, noise, inversion) that competing experts learn to undo (chapter 15).
+  (shifts, noise, inversion) that competing experts learn to undo (:doc:`chapter 15 </notebooks/15-ood-generalisation>`).
 
 Everything is seeded and nothing is downloaded.
 """
@@ -74,7 +74,7 @@ def _altitude_parameters(altitude_mean, altitude_std, lapse_rate, sea_level_temp
 
 def altitude_temperature_scm(altitude_mean: float, altitude_std: float, *, lapse_rate: float = -6.5,
                              sea_level_temperature: float = 28.0, noise_std: float = 2.0):
-    """The SCM altitude -> temperature of one "country" (chapter 14, survey Sec. 2.2), a :class:`cb.scm.SCM`.
+    """The SCM altitude -> temperature of one "country" (:doc:`chapter 14 </notebooks/14-causal-theory>`, survey Sec. 2.2), a :class:`causalbook_lib.scm.SCM`.
 
     The model is :math:`X := \\mu_c + N_X` with :math:`N_X \\sim \\mathcal N(0, \\sigma_c^2)`
     (altitude in km: the country's own distribution) and :math:`Y := T_0 + \\lambda X + N_Y` with
@@ -104,7 +104,7 @@ def altitude_temperature_scm(altitude_mean: float, altitude_std: float, *, lapse
 def altitude_temperature(n: int, altitude_mean: float, altitude_std: float, *, lapse_rate: float = -6.5,
                          sea_level_temperature: float = 28.0, noise_std: float = 2.0, seed: int = 0,
                          dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample ``n`` cities of one country from :func:`altitude_temperature_scm` (chapter 14).
+    """Sample ``n`` cities of one country from :func:`altitude_temperature_scm` (:doc:`chapter 14 </notebooks/14-causal-theory>`).
 
     Args:
         n: number of cities; the other arguments as in :func:`altitude_temperature_scm`.
@@ -161,7 +161,7 @@ def altitude_temperature_conditionals(altitude_mean: float, altitude_std: float,
 # --------------------------------------------------------------------------------------------
 
 def cows_and_camels_scm(background_match: float, *, creature_noise: float = 1.0, background_noise: float = 0.2):
-    """The survey's cows-and-camels story as an SCM (chapter 14, survey Sec. 2.3), a :class:`cb.scm.SCM`.
+    """The survey's cows-and-camels story as an SCM (:doc:`chapter 14 </notebooks/14-causal-theory>`, survey Sec. 2.3), a :class:`causalbook_lib.scm.SCM`.
 
     A creature :math:`C \\sim \\mathrm{Bernoulli}(1/2)` (0 = cow, 1 = camel) is photographed; its
     pixels are summarised by one feature :math:`X := 2C - 1 + N_X`, :math:`N_X \\sim \\mathcal N(0, s_X^2)`
@@ -203,7 +203,7 @@ def cows_and_camels_scm(background_match: float, *, creature_noise: float = 1.0,
 def cows_and_camels(n: int, background_match: float, *, creature_noise: float = 1.0,
                     background_noise: float = 0.2, seed: int = 0,
                     dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
-    """Sample ``n`` images' summaries from :func:`cows_and_camels_scm` (chapter 14).
+    """Sample ``n`` images' summaries from :func:`cows_and_camels_scm` (:doc:`chapter 14 </notebooks/14-causal-theory>`).
 
     Returns:
         a dict of tensors of shape ``(n,)``: ``creature``, ``x``, ``label``, ``background``, ``z``.
@@ -266,7 +266,7 @@ def coloured_digits(colour_flips=(0.1, 0.2, 0.9), *, label_noise: float = 0.25, 
     red channel (colour 0) or the green channel (colour 1). With the defaults the colour agrees
     with the label 90% and 80% of the time in the two training environments and only 10% of the
     time in the test environment, while the shape predicts the label 75% of the time everywhere.
-    Chapter 15, survey Sec. 3.1.
+    :doc:`Chapter 15 </notebooks/15-ood-generalisation>`, survey Sec. 3.1.
 
     Args:
         colour_flips: one probability in [0, 1] per environment (at least one).
@@ -324,7 +324,7 @@ def transform_digits(x: torch.Tensor, index: torch.Tensor, *, noise_std: float =
 
     The transformations: ``shift_right`` and ``shift_down`` move the 8x8 image by one pixel
     (filling with zeros); ``noise`` adds :math:`\\mathcal N(0, s^2)` noise and clips to [0, 1];
-    ``invert`` maps every pixel :math:`v \\mapsto 1 - v`. Chapter 15 (Parascandolo et al.).
+    ``invert`` maps every pixel :math:`v \\mapsto 1 - v`. :doc:`Chapter 15 </notebooks/15-ood-generalisation>` (Parascandolo et al.).
 
     Args:
         x: images in [0, 1], shape ``(n, 64)`` or ``(n, 8, 8)``.

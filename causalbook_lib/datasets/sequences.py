@@ -1,4 +1,4 @@
-"""Sequence data: the synthetic sign task of Chattopadhyay et al. (Part III, chapter 08).
+"""Sequence data: the synthetic sign task of Chattopadhyay et al. (Part III, :doc:`chapter 08 </notebooks/08-synthetic-gru>`).
 
 The generator follows App. A.6.1 of Chattopadhyay et al. (2019), itself modelled on an experiment
 of the original LSTM paper:

@@ -3,11 +3,11 @@
 * :func:`render_faces` draws 12x12 cartoon "faces" whose pixels are fixed by five binary
   attributes (Young, Male, Bald, Mustache, Smiling), plus pixel noise. Each attribute owns its own
   block of pixels, so an attribute can be read back from an image by construction
-  (:func:`judge_face_attributes`). Chapter 16 (causal generation) trains a conditional generator
+  (:func:`judge_face_attributes`). :doc:`Chapter 16 </notebooks/16-causal-generation>` (causal generation) trains a conditional generator
   on these images.
 * :func:`sample_face_attributes` samples the attributes from the book's small binary SCM
   (Male -> Mustache, Male -> Bald, Young -> Bald, Young -> Mustache; Smiling is a root).
-* :func:`sample_loan_data` samples the loan-style linear SCM of chapter 17 (counterfactual
+* :func:`sample_loan_data` samples the loan-style linear SCM of :doc:`chapter 17 </notebooks/17-robustness-fairness>` (counterfactual
   fairness) and returns every exogenous term so that counterfactuals can be checked exactly.
 
 Everything is seeded through an explicit ``torch.Generator``; nothing is downloaded.
@@ -43,7 +43,7 @@ FACE_SIZE = 12
 #: Parents of each attribute in the causal graph of chapter 16.
 FACE_PARENTS = {"Young": (), "Male": (), "Bald": ("Young", "Male"), "Mustache": ("Young", "Male"),
                 "Smiling": ()}
-#: Conditional probability tables: P(attribute = 1 | parents), keyed by the tuple of parent values.
+#: The conditional probability tables P(attribute = 1 | parents), keyed by the tuple of parent values.
 FACE_CPTS = {
     "Young": {(): 0.6},
     "Male": {(): 0.5},
@@ -99,7 +99,7 @@ def render_faces(attributes, generator: torch.Generator | None = None, noise_std
     Pixel image = intensity * (eyes + mouth + (1 - Bald) top_hair + (1 - Male) side_hair
     + (1 - Young) wrinkles + Mustache mustache + Smiling smile) + noise, with a per-image
     intensity drawn uniformly from [0.8, 1] and i.i.d. Gaussian noise of standard deviation
-    ``noise_std``. Used in chapter 16 (causal generation), section "An attribute-controlled image set".
+    ``noise_std``. Used in :doc:`chapter 16 </notebooks/16-causal-generation>` (causal generation), section "An attribute-controlled image set".
 
     Args:
         attributes: (n, 5) array of 0/1 values, columns in the order of :data:`FACE_ATTRIBUTES`.
@@ -128,7 +128,7 @@ def judge_face_attributes(images, threshold: float = 0.5) -> torch.Tensor:
 
     An attribute is judged present when the mean pixel value on its mask crosses ``threshold``
     (for Young, Male and Bald, whose masks are drawn when the attribute is *absent*, the reading
-    is inverted). This is the "attribute classifier" of chapter 16: it needs no training and is
+    is inverted). This is the "attribute classifier" of :doc:`chapter 16 </notebooks/16-causal-generation>`: it needs no training and is
     exact on noiseless images.
 
     Args:
@@ -180,7 +180,7 @@ def sample_face_attributes(n: int, generator: torch.Generator | None = None) -> 
 
 @dataclass(frozen=True)
 class LoanSCMParameters:
-    """Coefficients of the loan-style linear SCM of chapter 17 (counterfactual fairness).
+    """Coefficients of the loan-style linear SCM of :doc:`chapter 17 </notebooks/17-robustness-fairness>` (counterfactual fairness).
 
     Structural equations (all noises independent):
 
@@ -226,11 +226,11 @@ class LoanData:
 
 def sample_loan_data(n: int, generator: torch.Generator | None = None,
                      params: LoanSCMParameters | None = None) -> LoanData:
-    """Sample ``n`` applicants from the loan SCM of :class:`LoanSCMParameters` (chapter 17).
+    """Sample ``n`` applicants from the loan SCM of :class:`LoanSCMParameters` (:doc:`chapter 17 </notebooks/17-robustness-fairness>`).
 
     Raises:
         ValueError: ``n`` is not a positive integer, or ``p_group`` is outside (0, 1), or
-        ``noise_inc`` is not positive.
+            ``noise_inc`` is not positive.
     """
     n = check_positive_int(n, "n")
     p = params or LoanSCMParameters()
@@ -256,7 +256,7 @@ def loan_feature_scm(params: LoanSCMParameters | None = None):
     """The feature part of the loan SCM (group, age, education, income) as a :class:`causalbook_lib.scm.SCM`.
 
     Group is a Bernoulli root; age, education and income are additive-noise variables, so
-    :meth:`causalbook_lib.scm.SCM.counterfactual` can abduct their noises exactly. Chapter 17 checks
+    :meth:`causalbook_lib.scm.SCM.counterfactual` can abduct their noises exactly. :doc:`Chapter 17 </notebooks/17-robustness-fairness>` checks
     :func:`causalbook_lib.robustness.loan_counterfactual` against this model's counterfactuals.
     (The label ``Repay`` is left out: its threshold mechanism is not invertible and a counterfactual
     of the features does not need it.)

@@ -109,7 +109,7 @@ class BerkeleyAdmissions:
     """Counts of the Berkeley 1973 admissions table: ``admitted[g, d]`` of ``applicants[g, d]``.
 
     ``g`` indexes ``genders`` (0 = men, 1 = women) and ``d`` indexes ``departments`` (A..F).
-    See :doc:`01-structural-causal-models` for Simpson's paradox on these numbers.
+    See :doc:`chapter 01 </notebooks/01-structural-causal-models>` for Simpson's paradox on these numbers.
     """
 
     departments: list[str]
@@ -161,7 +161,7 @@ class BerkeleyAdmissions:
         ``gender`` is Bernoulli (1 = woman) with the applicants' share, ``department`` categorical
         (codes 0..5 for A..F) given gender, ``admitted`` Bernoulli with the table's rate for the
         (gender, department) cell. Sampling it reproduces the table's frequencies; intervening on
-        ``gender`` or ``department`` answers the questions of :doc:`01-structural-causal-models`.
+        ``gender`` or ``department`` answers the questions of :doc:`chapter 01 </notebooks/01-structural-causal-models>`.
         """
         import torch as _torch
 
