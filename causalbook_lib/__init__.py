@@ -9,6 +9,7 @@ from . import (  # noqa: E402
     causalgen,
     claims,
     datasets,
+    exercises,
     generative,
     graphs,
     infoflow,
@@ -23,6 +24,6 @@ from . import (  # noqa: E402
 )
 
 __all__ = [
-    "__version__", "attribution", "causalgen", "claims", "datasets", "generative", "graphs", "infoflow",
+    "__version__", "attribution", "causalgen", "claims", "datasets", "exercises", "generative", "graphs", "infoflow",
     "interventions", "invariance", "plotting", "recurrent", "regressors", "robustness", "scm", "utils",
 ]

@@ -149,6 +149,7 @@ def test_wheel_ships_the_ledger(tmp_path):
     wheel = build_wheel(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     assert "causalbook_lib/claims.yml" in names
+    assert "causalbook_lib/exercises.yml" in names  # the self-checks of cb.exercises
     assert "causalbook_lib/datasets/__init__.py" in names
 
 

@@ -1,0 +1,106 @@
+"""The student edition runs and shows no solution.
+
+* The solution-free HTML edition (``_ext/hide_solutions.py`` with sphinx-exercise's
+  ``hide_solutions``) builds every chapter without executing it, into a temporary folder: every
+  exercise is there, no solution element, none of a solution's own text or code, and the pages'
+  downloads are student notebooks (or absent, when there is no executed glue).
+* The student notebooks of chapters 01 and 02 execute without their solutions (nbval, this
+  environment), outside the repository. Needs the executed book (``make build`` or ``make book``).
+
+Usage: ``pytest tests/build/test_student_edition.py``. About 40 s on 2 cores.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.build._common import JUPYTER_BOOK, ROOT, SPHINX_PROBLEM
+
+sys.path.insert(0, str(ROOT / "tests" / "unit"))
+import test_editions as T  # noqa: E402  (the sources' exercises and solutions, parsed independently)
+
+EXECUTED = ROOT / "_build" / "jupyter_execute" / "notebooks"
+RUN_CHAPTERS = ["01-structural-causal-models", "02-d-separation-and-networks"]
+
+
+def _page_words(raw: str) -> str:
+    raw = re.sub(r"<script.*?</script>|<style.*?</style>", " ", raw, flags=re.S)
+    return " " + " ".join(T._words(html.unescape(re.sub(r"<[^>]+>", " ", raw)))) + " "
+
+
+@pytest.fixture(scope="module")
+def student_html(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("student-html")
+    config = T.ed.student_html_config(ROOT)
+    config["execute"]["execute_notebooks"] = "off"
+    if EXECUTED.is_dir():
+        config["sphinx"]["config"]["student_glue_dir"] = str(EXECUTED)
+    (out / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    proc = subprocess.run([str(JUPYTER_BOOK), "build", str(ROOT), "--config", str(out / "_config.yml"),
+                           "--path-output", str(out), "--keep-going"], cwd=ROOT, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    (out / "build.log").write_text(log, encoding="utf-8")
+    assert proc.returncode == 0, log[-3000:]
+    # Unexecuted, glued values are missing; nothing else may go wrong.
+    problems = [ln for ln in log.splitlines() if SPHINX_PROBLEM.search(ln)
+                and "found in glue data" not in ln and "no student notebook" not in ln]
+    assert not problems, "\n".join(problems[:20])
+    return out / "_build" / "html"
+
+
+def test_student_html_has_every_exercise_and_no_solution(student_html):
+    exercises = leaked = 0
+    for stem, (ex, sol, rest) in T.SOURCES.items():
+        raw = (student_html / "notebooks" / f"{stem}.html").read_text(encoding="utf-8")
+        words = _page_words(raw)
+        assert not re.findall(r'class="[^"]*\bsolution\b', raw), f"{stem}: a solution element"
+        assert "Solution to" not in words, stem
+        included = [T.ie._literalinclude(ROOT / "notebooks" / f"{stem}.md", b) for kind, b in T.ie._blocks(rest)
+                    if kind == "directive" and b.name == "literalinclude"]
+        rest = "\n".join([rest, *included])
+        rest_words = " " + T._normal(rest) + " "
+        rest_shingles = T.shingles(rest) | T.shingles(rest, split=False)
+        for label in ex:
+            assert f'id="{label}"' in raw, f"{stem}: exercise {label} is missing"
+            exercises += 1
+            own = [s for s in T.shingles(T._prose(sol[label])) - rest_shingles]
+            code = [T._normal(c) for c in T.code_lines(sol[label])]
+            code = [c for c in code if c and f" {c} " not in rest_words]
+            shown = [s for s in own + code if f" {s} " in words]
+            assert not shown, f"{stem}: the solution of {label} shows: {shown[:3]}"
+            leaked += bool(shown)
+    assert exercises == sum(len(e) for e, _, _ in T.SOURCES.values()) >= 70
+
+
+def test_student_html_downloads_are_student_notebooks(student_html):
+    folder = student_html / "_sources" / "notebooks"
+    for path in folder.glob("*"):
+        text = path.read_text(encoding="utf-8")
+        assert "{solution" not in text and '"solution"' not in text, path.name
+        if path.suffix == ".ipynb":
+            assert json.loads(text)["metadata"]["causalbook"]["edition"] == "student"
+    if EXECUTED.is_dir():
+        assert len(list(folder.glob("*.ipynb"))) == len(T.SOURCES)
+    page = (student_html / "notebooks" / f"{RUN_CHAPTERS[0]}.html").read_text(encoding="utf-8")
+    assert "colab.research.google.com" not in page and "mybinder.org" not in page
+
+
+@pytest.mark.skipif(not EXECUTED.is_dir(), reason="needs the executed book (make build)")
+def test_student_notebooks_run_without_their_solutions(tmp_path):
+    chapters = [ROOT / "notebooks" / f"{stem}.md" for stem in RUN_CHAPTERS]
+    written = T.ed.export_editions(tmp_path / "student", None, EXECUTED, chapters, ROOT)
+    assert [p.name for p in written] == [f"{s}.ipynb" for s in RUN_CHAPTERS]
+    # Strict, and the claims' values go to the temporary folder, not the repository's results/.
+    env = {**os.environ, "CAUSALBOOK_STRICT": "1", "CAUSALBOOK_RESULTS": str(tmp_path / "claims")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+                           "-o", "testpaths=", "-q", "--rootdir", str(tmp_path), *map(str, written)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
