@@ -8,9 +8,9 @@ JB     := $(VENV)/bin/jupyter-book
 STAMP  := $(VENV)/.installed
 LOCK   := requirements.lock
 MATHJAX_VERSION := 3.2.2
-MATHJAX := _static/mathjax/tex-chtml.js
+MATHJAX := _vendor/mathjax/tex-chtml.js
 
-.PHONY: venv lock mathjax book test unit notebooks build packaging ipynb ipynb-check browser lab chapter bench robustness clean
+.PHONY: venv lock mathjax book test lint unit notebooks build packaging student student-check html-student ipynb ipynb-check browser lab pdf site chapter bench robustness clean
 
 # A failed claim fails the run here (readers without this variable get a visible box instead).
 export CAUSALBOOK_STRICT := 1
@@ -37,19 +37,22 @@ $(STAMP): pyproject.toml $(LOCK) lab/overrides.json
 # 2.13.0, the CPU build this project's machines carry). Review the diff before committing it.
 lock:
 	rm -rf _build/lockenv && $(PYTHON) -m venv _build/lockenv
-	_build/lockenv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 '.[book,lab,test]'
+	_build/lockenv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 '.[book,lab,lint,test]'
 	( echo "# Exact versions that make, CI and Binder install; regenerate with 'make lock'."; \
 	  echo "# pyproject.toml keeps ranges for people who install causalbook_lib on its own."; \
 	  _build/lockenv/bin/pip freeze --exclude-editable | grep -v '^causalbook' | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' ) > $(LOCK)
 	rm -rf _build/lockenv
 
-# MathJax 3 is served from a local copy (no CDN): fetched once from the npm registry.
+# MathJax 3 is served from a local copy (no CDN): fetched once from the npm registry into
+# _vendor/mathjax, which Sphinx copies to _build/html/mathjax (html_extra_path). Not under _static:
+# Jupyter Book adds every .js file under _static to every page, and the page needs only
+# tex-chtml.js, which loads its other components itself when a page asks for them.
 mathjax: $(MATHJAX)
 
 $(MATHJAX):
-	rm -rf _build/mathjax && mkdir -p _build/mathjax _static
+	rm -rf _build/mathjax _static/mathjax && mkdir -p _build/mathjax _vendor
 	cd _build/mathjax && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-$(MATHJAX_VERSION).tgz
-	rm -rf _static/mathjax && cp -r _build/mathjax/package/es5 _static/mathjax
+	rm -rf _vendor/mathjax && cp -r _build/mathjax/package/es5 _vendor/mathjax
 	test -f $@
 
 book: venv mathjax
@@ -59,7 +62,23 @@ book: venv mathjax
 # Everything CI runs, in order: unit tests, nbval over every chapter, a clean book build with
 # -n -W --keep-going, the library as a wheel, a real-browser check of the built pages, and Binder's
 # JupyterLab in a real browser.
-test: venv mathjax unit notebooks build packaging browser lab
+test: venv mathjax lint unit notebooks build packaging student-check browser lab
+
+# The workflows (schema and zizmor's security audit, both offline) and the citation file.
+# cffconvert needs jsonschema 3, the book jsonschema 4: it gets a virtualenv of its own.
+LINT_BIN ?= $(VENV)/bin
+CFF_VENV := _build/cffenv
+CFF_LOCK := requirements-cff.lock
+
+$(CFF_VENV)/.installed: $(CFF_LOCK)
+	test -x $(CFF_VENV)/bin/python || $(PYTHON) -m venv $(CFF_VENV)
+	$(CFF_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(CFF_LOCK)
+	touch $@
+
+lint: venv $(CFF_VENV)/.installed
+	$(LINT_BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(LINT_BIN)/zizmor --offline .github/workflows
+	$(CFF_VENV)/bin/cffconvert --validate -i CITATION.cff
 
 unit: venv
 	$(PY) -m pytest tests/unit -q
@@ -88,6 +107,51 @@ ipynb: book
 	rm -rf _build/ipynb && $(PY) _ext/ipynb_export.py --out _build/ipynb >/dev/null
 	@echo "The plain notebooks are in _build/ipynb"
 
+# Student and instructor editions of the plain notebooks, from the generator of `make ipynb`: the
+# student notebooks have every exercise and no solution (no cell tagged `solution`), the instructor
+# notebooks have the solutions. Needs the executed book for the glued numbers.
+.PHONY: student html-student
+# The student edition's spoiler checks: notebooks and a solution-free mini HTML build (not executed),
+# and the student notebooks of chapters 01 and 02 run without their solutions.
+student-check: venv
+	$(PY) -m pytest tests/build/test_student_edition.py -q
+
+student: book
+	rm -rf _build/student _build/instructor
+	$(PY) _ext/editions.py --student _build/student --instructor _build/instructor >/dev/null
+	@echo "Student notebooks in _build/student, instructor notebooks in _build/instructor"
+
+# The solution-free HTML edition: the book's configuration plus sphinx-exercise's hide_solutions and
+# _ext/hide_solutions.py (which hides the gated solutions that hide_solutions leaves in, and makes
+# the download buttons offer the student notebooks). Reuses the main build's execution cache.
+html-student: venv mathjax
+	$(PY) _ext/editions.py html-config _build/student-config >/dev/null
+	$(JB) build . --config _build/student-config/_config.yml --path-output _build/student-html --keep-going
+	@echo "The student edition is in _build/student-html/_build/html/index.html"
+
+# The whole book as one PDF: a single-page HTML build (from the execution cache of `make book`, so
+# run that first), typeset by MathJax and printed by the system Chromium. Nothing is downloaded.
+PDF := _build/pdf/causalbook.pdf
+pdf: venv mathjax
+	rm -rf _build/singlehtml
+	$(JB) build . --builder singlehtml
+	$(PY) _ext/book_pdf.py --html _build/singlehtml --out $(PDF)
+	$(PY) -m pytest tests/build/test_pdf.py -q
+
+# Exactly what the publish workflow deploys (after make book, make pdf and make ipynb): the HTML,
+# the PDF and the plain notebooks, crawled offline (links, anchors, titles, no local paths).
+site: venv
+	@test -f _build/html/index.html || { echo "run make book first"; exit 1; }
+	@test -f $(PDF) || { echo "run make pdf first"; exit 1; }
+	@test -d _build/ipynb || { echo "run make ipynb first"; exit 1; }
+	rm -rf _build/site && cp -r _build/html _build/site
+	rm -rf _build/site/.buildinfo _build/site/.doctrees
+	cp $(PDF) _build/site/causalbook.pdf
+	mkdir -p _build/site/ipynb && cp _build/ipynb/*.ipynb _build/site/ipynb/
+	touch _build/site/.nojekyll
+	$(PY) -m pytest tests/build/test_site.py -q
+	@echo "The site is in _build/site"
+
 # Every plain notebook executed from the wheel in a fresh virtualenv outside the repository.
 ipynb-check: book
 	CAUSALBOOK_WHEEL_CHAPTERS=all $(PY) -m pytest tests/build/test_ipynb_wheel.py -q -k "wheel or install"
@@ -110,4 +174,4 @@ bench: venv
 	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf _build results _static/mathjax
+	rm -rf _build results _static/mathjax _vendor

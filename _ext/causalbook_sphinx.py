@@ -22,7 +22,10 @@ into what any Jupyter and Colab render. The theme points the buttons at the chap
 """
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -203,6 +206,8 @@ def _download_the_notebook(app, exception):
     """After a successful HTML build, the download button's ``.ipynb`` is the plain notebook."""
     if exception is not None or app.builder.format != "html":
         return
+    if getattr(app.config, "nb_execution_mode", None) == "off":
+        return  # no executed chapters, so no glued values to put into the notebooks
     import ipynb_export  # _ext/, on sys.path through local_extensions
 
     out = Path(app.outdir)
@@ -212,13 +217,63 @@ def _download_the_notebook(app, exception):
     ipynb_export.export_chapters(out / "_sources" / "notebooks", executed, chapters, root=app.srcdir)
 
 
+#: Scripts and styles that extensions add to every page, and the mark in a page's body that shows
+#: the page uses them: sphinx-thebe (no page has a live-code button) and sphinx-design's tabs.
+_ONLY_WHERE_USED = {"sphinx-thebe.js": "thebe-launch-button", "sphinx-thebe.css": "thebe-launch-button",
+                    "design-tabs.js": "sd-tab-set"}
+
+
+def _drop_unused_assets(app, pagename, templatename, context, doctree):
+    """Fewer requests on every page: leave out the assets of :data:`_ONLY_WHERE_USED` where unused."""
+    body = context.get("body", "")
+
+    def used(asset):
+        name = str(getattr(asset, "filename", asset) or "").rsplit("/", 1)[-1].split("?")[0]
+        return name not in _ONLY_WHERE_USED or _ONLY_WHERE_USED[name] in body
+
+    for key in ("script_files", "css_files"):
+        if key in context:
+            context[key] = [a for a in context[key] if used(a)]
+
+
+def _singlehtml_knows_html_nodes(app):
+    """``make pdf`` builds the book with the ``singlehtml`` builder. Sphinx looks up node visitors
+    by builder name and falls back to the format ("html") only when no extension registered any
+    visitor for that name; one does, so sphinx-proof's nodes (registered for "html") would be
+    unknown there. Give singlehtml every html visitor it lacks."""
+    handlers = app.registry.translation_handlers
+    if app.builder.name == "singlehtml" and "singlehtml" in handlers:
+        for node, visitors in handlers.get("html", {}).items():
+            handlers["singlehtml"].setdefault(node, visitors)
+
+
+def _version_in_footer(app, config):
+    """The version (``causalbook_lib.__version__``, its one definition) and the build date in the
+    footer. The date is ``SOURCE_DATE_EPOCH`` when set (reproducible builds), else today (UTC)."""
+    init = Path(app.confdir) / "causalbook_lib" / "__init__.py"
+    version = re.search(r'^__version__ = "([^"]+)"', init.read_text(encoding="utf-8"), re.M).group(1)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = (datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc) if epoch
+            else datetime.datetime.now(datetime.timezone.utc))
+    config.version = config.release = version
+    options = dict(config.html_theme_options or {})
+    base = (config.html_baseurl or "").rstrip("/")
+    pdf = f' <a href="{base}/causalbook.pdf">The whole book as a PDF</a>.' if base else ""
+    options["extra_footer"] = (options.get("extra_footer") or "") + (
+        f'<p class="causalbook-version">causalbook {version}, built {when:%Y-%m-%d}.{pdf}</p>')
+    config.html_theme_options = options
+
+
 def setup(app):
+    app.connect("config-inited", _version_in_footer)
+    app.connect("builder-inited", _singlehtml_knows_html_nodes)
     app.add_node(claims_table)
     app.add_directive("claims-table", ClaimsTableDirective)
     app.connect("doctree-resolved", _resolve)
     app.connect("env-get-outdated", _always_rebuild)
     # after sphinx-book-theme's add_launch_buttons (priority 501)
     app.connect("html-page-context", _launch_the_notebook, priority=600)
+    app.connect("html-page-context", _drop_unused_assets, priority=900)  # after the theme's hooks
     app.connect("build-finished", _download_the_notebook)
     app.add_css_file("causalbook.css")
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

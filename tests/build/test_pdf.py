@@ -1,0 +1,75 @@
+"""The whole-book PDF (``make pdf``): every chapter title is in it, no raw TeX is left, and it has as
+many images as the single-page HTML it was printed from has figures. Uses ``pdftotext`` and
+``pdfimages`` (Debian's poppler-utils); skips without them or without a built PDF, except on CI."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.build._common import ROOT
+from tests.notebooks import chapter_sources
+
+PDF = Path(os.environ.get("CAUSALBOOK_PDF", ROOT / "_build" / "pdf" / "causalbook.pdf"))
+SINGLE = Path(os.environ.get("CAUSALBOOK_SINGLEHTML", ROOT / "_build" / "singlehtml"))
+#: TeX that MathJax should have typeset; a backslash before it (``\\frac`` in a docstring) is code.
+RAW_TEX = re.compile(r"(?<!\\)(\\frac|\\\(|\\\)|\\\[|\$\$)")
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{tool} is missing on CI: apt-get install poppler-utils")
+        pytest.skip(f"{tool} is not installed (poppler-utils)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def text() -> str:
+    if not PDF.exists():
+        pytest.skip(f"{PDF} is not built: run `make pdf`")
+    out = subprocess.run([_need("pdftotext"), "-enc", "UTF-8", str(PDF), "-"],
+                         capture_output=True, text=True, check=True).stdout
+    return out
+
+
+def _flat(s: str) -> str:
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def test_every_chapter_title_is_in_the_pdf(text):
+    flat = _flat(text)
+    for source in chapter_sources():
+        title = next(ln[2:] for ln in source.read_text(encoding="utf-8").splitlines() if ln.startswith("# "))
+        assert _flat(title) in flat, f"{source.stem}: title {title!r} is not in the PDF"
+
+
+def test_no_raw_tex_remains(text):
+    hits = [text[max(0, m.start() - 60):m.end() + 30] for m in RAW_TEX.finditer(text)]
+    assert not hits, f"raw TeX in the PDF: {hits[:5]}"
+
+
+def test_pages_are_numbered(text):
+    pages = text.split("\f")
+    total = len([p for p in pages if p.strip()])
+    assert total > 50, f"only {total} pages"
+    assert f"1 / {total}" in pages[0] and f"{total} / {total}" in pages[total - 1]
+
+
+def test_figure_count_matches_the_html():
+    if not PDF.exists():
+        pytest.skip(f"{PDF} is not built: run `make pdf`")
+    listing = subprocess.run([_need("pdfimages"), "-list", str(PDF)],
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+    images = [ln for ln in listing[2:] if ln.split()[2:3] == ["image"]]
+    pages = [p for p in SINGLE.rglob("*.html") if p.name != "index.html"]
+    if not pages:
+        pytest.skip(f"{SINGLE} is not built")
+    html = max(pages, key=lambda p: p.stat().st_size).read_text(encoding="utf-8")
+    figures = re.findall(r'<img[^>]+src="[^"]*_images/', html)
+    assert len(images) == len(figures), f"{len(images)} images in the PDF, {len(figures)} figures in the HTML"
