@@ -4,13 +4,13 @@
 tolerance, and shows nothing else. ``check(id, None)`` states what is expected and the tolerance,
 so a notebook can carry an unanswered check cell.
 
-What ``exercises.yml`` (shipped with the library) stores, and why it does not show the answer
---------------------------------------------------------------------------------------------
-* A **numeric** answer $x$ with tolerance $t$ and resolution ``step``: the answers accepted are the
-  grid points $k \\cdot \\text{step}$ with $|k \\cdot \\text{step} - x| \\le t$. For each such integer
-  $k$ the file holds ``PBKDF2-HMAC-SHA256(id|k, salt, iterations)``, truncated, in sorted order.
-  A submitted value $v$ is rounded to $k = \\operatorname{round}(v / \\text{step})$, hashed the same
-  way and looked up. So a value is accepted when it is within $t$ of the answer, to the resolution
+**What** ``exercises.yml`` **(shipped with the library) stores, and why it does not show the answer.**
+
+* A **numeric** answer :math:`x` with tolerance :math:`t` and resolution ``step``: the answers accepted are the
+  grid points :math:`k \\cdot \\text{step}` with :math:`|k \\cdot \\text{step} - x| \\le t`. For each such integer
+  :math:`k` the file holds ``PBKDF2-HMAC-SHA256(id|k, salt, iterations)``, truncated, in sorted order.
+  A submitted value :math:`v` is rounded to :math:`k = \\operatorname{round}(v / \\text{step})`, hashed the same
+  way and looked up. So a value is accepted when it is within :math:`t` of the answer, to the resolution
   ``step`` (a value up to ``step / 2`` beyond the tolerance can round into the interval).
 * An **exact** answer (a boolean, a string, or a list of them, such as "separated? [no, yes, no]")
   is stored as one hash of its canonical JSON (strings lower-cased and stripped).

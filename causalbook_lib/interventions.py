@@ -236,7 +236,7 @@ def rank_truncation_bound(cov, rank: int, hessian_norm: float) -> float:
     """Bound on the error of the Taylor estimate when Σ is truncated to its top ``rank`` eigenpairs.
 
     With Σ_r = V Vᵀ the rank-r truncation, E = Σ − Σ_r is PSD and so is E₋ᵢ, with
-    tr(E₋ᵢ) ≤ tr(E) = Σ_{j>r} λ_j. For any symmetric H, |tr(H E₋ᵢ)| ≤ ‖H‖₂ tr(E₋ᵢ), hence
+    tr(E₋ᵢ) ≤ tr(E) = Σ_{j>r} λ_j. For any symmetric H, ``|tr(H E₋ᵢ)| ≤ ‖H‖₂ tr(E₋ᵢ)``, hence
 
     .. math:: \\big|\\tfrac12\\operatorname{tr}(H\\Sigma_{-i}) - \\tfrac12\\operatorname{tr}(H\\Sigma_{r,-i})\\big|
               \\le \\tfrac12 \\lVert H\\rVert_2 \\sum_{j>r}\\lambda_j .

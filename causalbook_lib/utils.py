@@ -1,6 +1,6 @@
 """Small shared utilities: seeding, devices, dtypes and argument validation.
 
-Every public function of :mod:`causalbook_lib` validates its inputs with the helpers here, so
+Every public function of ``causalbook_lib`` validates its inputs with the helpers here, so
 that bad input fails early with a :class:`ValueError` that says what was wrong and what was
 expected.
 """
