@@ -29,7 +29,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from captum.attr import Attribution
+with warnings.catch_warnings():
+    # Captum imports tqdm.auto, which warns in a notebook when ipywidgets is absent ("IProgress not
+    # found"): every chapter showed that warning under its first cell.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    from captum.attr import Attribution
 
 from .utils import as_float_tensor, check_positive_int
 
