@@ -83,11 +83,12 @@ lint: venv $(CFF_VENV)/.installed
 unit: venv
 	$(PY) -m pytest tests/unit -q
 
+# nbval over every chapter, two chapters at a time on one thread each (tests/nbval_parallel.py).
+NBVAL_JOBS ?= 2
 notebooks: venv
 	rm -rf _build/nbval && $(PY) -m tests.notebooks convert _build/nbval >/dev/null
-	@echo "nbval: CAUSALBOOK_SEED=$(NBVAL_SEED) $(SECOND_PATH)"
-	env CAUSALBOOK_SEED=$(NBVAL_SEED) $(SECOND_PATH) $(PY) -m pytest -p tests.nbval_timing --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
-		-o testpaths= -q _build/nbval
+	@echo "nbval: CAUSALBOOK_SEED=$(NBVAL_SEED) $(SECOND_PATH), $(NBVAL_JOBS) chapters at a time"
+	env CAUSALBOOK_SEED=$(NBVAL_SEED) $(SECOND_PATH) $(PY) -m tests.nbval_parallel --jobs $(NBVAL_JOBS) _build/nbval
 
 build: venv mathjax
 	rm -rf _build/html _build/.doctrees _build/jupyter_execute _build/.jupyter_cache results/claims
