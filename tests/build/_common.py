@@ -40,3 +40,15 @@ def build_wheel(dest: Path) -> Path:
                     "-w", str(dest), f"{src}/"], check=True, capture_output=True)
     (wheel,) = dest.glob("causalbook_lib-*.whl")
     return wheel
+
+
+def ipynb_export():
+    """The exporter module ``_ext/ipynb_export.py`` (not a package: loaded by path, once)."""
+    import importlib.util
+
+    if "ipynb_export" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("ipynb_export", ROOT / "_ext" / "ipynb_export.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["ipynb_export"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["ipynb_export"]

@@ -106,17 +106,12 @@ class LabServer:
             return json.load(r)
 
 
-@contextlib.contextmanager
 def export_notebooks(checkout: Path, executed: Path) -> list[Path]:
     """Put the plain notebooks into ``checkout/notebooks`` as the publishing workflow puts them on the
     ``stable`` branch (``_ext/ipynb_export.py``, glued values from the executed chapters)."""
-    spec = importlib.util.spec_from_file_location("ipynb_export", ROOT / "_ext" / "ipynb_export.py")
-    module = sys.modules.get("ipynb_export")
-    if module is None:
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["ipynb_export"] = module
-        spec.loader.exec_module(module)
-    return module.export_chapters(checkout / "notebooks", executed, root=checkout)
+    from tests.build._common import ipynb_export
+
+    return ipynb_export().export_chapters(checkout / "notebooks", executed, root=checkout)
 
 
 @contextlib.contextmanager

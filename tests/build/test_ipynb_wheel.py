@@ -19,7 +19,6 @@ install is not visible there, and an assertion checks it).
 from __future__ import annotations
 
 import html as htmllib
-import importlib.util
 import json
 import os
 import re
@@ -39,15 +38,9 @@ HTML = Path(os.environ.get("CAUSALBOOK_HTML") or ROOT / "_build" / "html")
 EXECUTED = HTML.parent / "jupyter_execute" / "notebooks"
 
 
-def _exporter():
-    spec = importlib.util.spec_from_file_location("ipynb_export", ROOT / "_ext" / "ipynb_export.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("ipynb_export", module)
-    spec.loader.exec_module(sys.modules["ipynb_export"])
-    return sys.modules["ipynb_export"]
+from tests.build._common import ipynb_export  # noqa: E402
 
-
-ie = _exporter()
+ie = ipynb_export()
 BOOK = ie.Book.load(ROOT)
 CHAPTERS = ie.chapter_sources(BOOK)
 

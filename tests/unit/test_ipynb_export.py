@@ -2,10 +2,8 @@
 construct has the intended plain-notebook form. Nothing is executed; glued values are made up."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import jupytext
@@ -15,16 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_exporter():
-    if "ipynb_export" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("ipynb_export", ROOT / "_ext" / "ipynb_export.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["ipynb_export"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["ipynb_export"]
+from tests.build._common import ipynb_export  # noqa: E402
 
-
-ie = _load_exporter()
+ie = ipynb_export()
 BOOK = ie.Book.load(ROOT)
 CHAPTERS = ie.chapter_sources(BOOK)
 GLUE_KEY = re.compile(r"\{glue:text\}`([^`]+?)(?::[^`:]*)?`")
