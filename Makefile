@@ -25,10 +25,12 @@ export CAUSALBOOK_SEED
 venv: $(STAMP)
 
 # The book, the tests and CI install the exact versions of the lock file; the library itself
-# (pyproject.toml) states ranges, so that people who pip-install it are not pinned.
+# (pyproject.toml) states ranges, so that people who pip-install it are not pinned. --no-compile:
+# pip would byte-compile every module of every package (a minute here); Python compiles the few
+# hundred that the book imports on first use instead.
 $(STAMP): pyproject.toml $(LOCK) lab/overrides.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r $(LOCK)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r $(LOCK)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	bash postBuild --settings-only "$$($(PY) -c 'from jupyterlab.commands import get_app_dir; print(get_app_dir())')/settings"
 	touch $@
@@ -55,7 +57,11 @@ $(MATHJAX):
 	rm -rf _vendor/mathjax && cp -r _build/mathjax/package/es5 _vendor/mathjax
 	test -f $@
 
+# The chapters are executed first, two at a time on one thread each, into MyST-NB's execution cache
+# (_ext/execute_book.py); the build then takes every chapter from the cache.
+JOBS ?= 2
 book: venv mathjax
+	$(PY) _ext/execute_book.py --jobs $(JOBS)
 	$(JB) build . --nitpick --keep-going
 	@echo "The book is in _build/html/index.html"
 
@@ -83,15 +89,15 @@ lint: venv $(CFF_VENV)/.installed
 unit: venv
 	$(PY) -m pytest tests/unit -q
 
-# nbval over every chapter, two chapters at a time on one thread each (tests/nbval_parallel.py).
-NBVAL_JOBS ?= 2
+# nbval over every chapter, $(JOBS) chapters at a time on one thread each (tests/nbval_parallel.py).
 notebooks: venv
 	rm -rf _build/nbval && $(PY) -m tests.notebooks convert _build/nbval >/dev/null
-	@echo "nbval: CAUSALBOOK_SEED=$(NBVAL_SEED) $(SECOND_PATH), $(NBVAL_JOBS) chapters at a time"
-	env CAUSALBOOK_SEED=$(NBVAL_SEED) $(SECOND_PATH) $(PY) -m tests.nbval_parallel --jobs $(NBVAL_JOBS) _build/nbval
+	@echo "nbval: CAUSALBOOK_SEED=$(NBVAL_SEED) $(SECOND_PATH), $(JOBS) chapters at a time"
+	env CAUSALBOOK_SEED=$(NBVAL_SEED) $(SECOND_PATH) $(PY) -m tests.nbval_parallel --jobs $(JOBS) _build/nbval
 
 build: venv mathjax
 	rm -rf _build/html _build/.doctrees _build/jupyter_execute _build/.jupyter_cache results/claims
+	$(PY) _ext/execute_book.py --jobs $(JOBS)
 	$(PY) -m pytest tests/build/test_book.py -q
 
 browser: venv

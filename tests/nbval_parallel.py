@@ -4,7 +4,8 @@ Most chapters train small models that gain little from a second thread, so two c
 side on one thread each finish sooner than one chapter after another on two threads, and the cores
 are never oversubscribed (jobs x threads = cores). Each chapter runs in its own pytest process
 with the timing plugin (``-p tests.nbval_timing``: seconds, peak memory, the per-chapter limit);
-the longest chapters start first.
+the longest chapters start first (the order of ``_ext/execute_book.py``, which runs the book's
+strict build the same way).
 
 Usage::
 
@@ -25,6 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 _LINE = re.compile(r"^\s*[0-9.]+ s\s+\S+ MB\s+\S+\.ipynb.*$", re.M)
 
 
+def _execute_book():
+    """``_ext/execute_book.py`` (not a package: loaded by path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("execute_book", ROOT / "_ext" / "execute_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _run(nb: Path) -> tuple[Path, int, str, float]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.perf_counter()
@@ -41,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be >= 1")
-    notebooks = sorted(args.directory.glob("*.ipynb"), key=lambda p: p.stat().st_size, reverse=True)
+    notebooks = _execute_book().longest_first(sorted(args.directory.glob("*.ipynb")))
     if not notebooks:
         parser.error(f"no .ipynb files in {args.directory}")
     start = time.perf_counter()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from tests.build._common import HTML, ROOT, run_build
@@ -20,6 +21,12 @@ def test_clean_book_build():
         page = HTML / "notebooks" / f"{src.stem}.html"
         assert page.exists(), f"{page} was not built"
     assert (HTML / "book" / "reproduction-status.html").exists()
+    # `make build` executed every chapter beforehand (_ext/execute_book.py, two at a time); the
+    # build must have found each one in the cache, or the pre-execution keyed it differently.
+    log_text = log.read_text(encoding="utf-8")
+    executed = re.findall(r"(\S+): Executing notebook", log_text)
+    assert "Executing notebook" not in log_text, (
+        f"the build executed chapters itself ({executed}): _ext/execute_book.py's cache keys do not match MyST-NB's")
 
 
 def test_every_claim_was_checked_in_the_build():
