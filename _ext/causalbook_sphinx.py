@@ -137,7 +137,8 @@ def _resolve(app, doctree, fromdocname):
     summary = nodes.paragraph()
     summary += nodes.Text(
         f"{len(ledger)} claim{'' if len(ledger) == 1 else 's'}: {counts['reproduces']} reproduce, {counts['differs']} differ, "
-        f"{counts['beyond']} go beyond the papers. In this build {checks['pass']} checks passed, "
+        f"{counts['beyond']} go beyond the papers, {counts['demonstration']} "
+        f"{'is a demonstration' if counts['demonstration'] == 1 else 'are demonstrations'}. In this build {checks['pass']} checks passed, "
         f"{checks['FAIL']} failed and {checks['not run']} were not run.")
     content.append(summary)
     sweep = _robustness(app)

@@ -8,7 +8,10 @@ meet, the ``chapter`` (a notebook stem such as ``01-structural-causal-models``) 
 * ``reproduces``: our value agrees with the paper within the stated criterion;
 * ``differs``: the paper's value or statement does not hold here, and ``explanation`` says why
   (the criterion then states what we do measure, for example that the failure is reproduced);
-* ``beyond``: a check the paper does not make (a ground truth, an exact value, a new experiment).
+* ``beyond``: a check the paper does not make (a ground truth, an exact value, a new experiment);
+* ``demonstration``: a check that illustrates a statement but holds by construction, so it could
+  not fail if the statement were false (``explanation`` says why). It is still run and recorded,
+  but it is not evidence for the claim.
 
 A notebook calls :func:`check` with a claim id and the value it measured. The call shows the
 paper's value, ours and the criterion side by side and writes the result to
@@ -66,7 +69,7 @@ LEDGER_ENV = "CAUSALBOOK_LEDGER"
 BOOK = "book"
 _UNSET = object()
 _chosen: Any = _UNSET  # what use_ledger() set: _UNSET (default), None (no ledger) or a tuple of sources
-STATUSES = ("reproduces", "differs", "beyond")
+STATUSES = ("reproduces", "differs", "beyond", "demonstration")
 _REQUIRED = ("id", "citation", "where", "statement", "paper", "criterion", "chapter", "status")
 _COMPARISONS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
 
@@ -79,8 +82,9 @@ def _validate_entry(entry: dict, index: int) -> None:
         raise ValueError(f"ledger entry {entry.get('id', f'#{index}')!r} lacks the key(s) {missing}")
     if entry["status"] not in STATUSES:
         raise ValueError(f"ledger entry {entry['id']!r}: status must be one of {STATUSES}, got {entry['status']!r}")
-    if entry["status"] == "differs" and not entry.get("explanation"):
-        raise ValueError(f"ledger entry {entry['id']!r}: a 'differs' claim needs an 'explanation'")
+    if entry["status"] in ("differs", "demonstration") and not entry.get("explanation"):
+        raise ValueError(f"ledger entry {entry['id']!r}: a {entry['status']!r} claim needs an 'explanation' "
+                         "(why the paper's value does not hold, or why the check holds by construction)")
     crit = entry["criterion"]
     if not isinstance(crit, dict) or "op" not in crit:
         raise ValueError(f"ledger entry {entry['id']!r}: criterion must be a mapping with an 'op'")
