@@ -9,7 +9,9 @@ from . import (  # noqa: E402
     causalgen,
     claims,
     datasets,
+    evaluation,
     exercises,
+    feature_effects,
     generative,
     graphs,
     infoflow,
@@ -20,10 +22,12 @@ from . import (  # noqa: E402
     regressors,
     robustness,
     scm,
+    shapley,
     utils,
 )
 
 __all__ = [
-    "__version__", "attribution", "causalgen", "claims", "datasets", "exercises", "generative", "graphs", "infoflow",
-    "interventions", "invariance", "plotting", "recurrent", "regressors", "robustness", "scm", "utils",
+    "__version__", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "feature_effects",
+    "generative", "graphs", "infoflow", "interventions", "invariance", "plotting", "recurrent", "regressors",
+    "robustness", "scm", "shapley", "utils",
 ]
