@@ -42,7 +42,7 @@ def fake_glue(source: Path) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Exercises and solutions, read from the sources
 
-_OPEN = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>exercise|solution|solution-start|solution-end)\}\s*(?P<arg>\S*)\s*$")
+_OPEN = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>exercise|solution|solution-start|solution-end)\}\s*(?P<arg>.*?)\s*$")  # arg: a label, or an exercise's title
 
 
 def _closing(fence: str) -> re.Pattern:
