@@ -165,13 +165,9 @@ def ice_curves(forward_func: Callable, inputs: torch.Tensor, feature: int, grid,
 # ----------------------------------------------------------------------------------------------
 
 class ALE(NamedTuple):
-    """First-order accumulated local effects of one feature.
-
-    Attributes:
-        edges: (B + 1,) bin edges (quantiles of the feature).
-        values: (B + 1,) centred ALE at the edges.
-        counts: (B,) number of rows in each bin.
-    """
+    """First-order accumulated local effects of one feature: ``edges`` (B + 1,) are the bin edges
+    (quantiles of the feature), ``values`` (B + 1,) the centred ALE at the edges and ``counts`` (B,)
+    the number of rows in each bin."""
 
     edges: torch.Tensor
     values: torch.Tensor
