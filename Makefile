@@ -25,12 +25,13 @@ export CAUSALBOOK_SEED
 venv: $(STAMP)
 
 # The book, the tests and CI install the exact versions of the lock file; the library itself
-# (pyproject.toml) states ranges, so that people who pip-install it are not pinned. --no-compile:
-# pip would byte-compile every module of every package (a minute here); Python compiles the few
-# hundred that the book imports on first use instead.
+# (pyproject.toml) states ranges, so that people who pip-install it are not pinned. pip byte-compiles
+# every module at install (about a minute). Do not skip that with --no-compile: where
+# PYTHONDONTWRITEBYTECODE is set (this project's machines set it), no .pyc would ever be written, and
+# every kernel and test process would compile torch, scikit-learn and the rest from source again.
 $(STAMP): pyproject.toml $(LOCK) lab/overrides.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r $(LOCK)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $(LOCK)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	bash postBuild --settings-only "$$($(PY) -c 'from jupyterlab.commands import get_app_dir; print(get_app_dir())')/settings"
 	touch $@
