@@ -25,13 +25,16 @@ export CAUSALBOOK_SEED
 venv: $(STAMP)
 
 # The book, the tests and CI install the exact versions of the lock file; the library itself
-# (pyproject.toml) states ranges, so that people who pip-install it are not pinned. pip byte-compiles
-# every module at install (about a minute). Do not skip that with --no-compile: where
-# PYTHONDONTWRITEBYTECODE is set (this project's machines set it), no .pyc would ever be written, and
-# every kernel and test process would compile torch, scikit-learn and the rest from source again.
+# (pyproject.toml) states ranges, so that people who pip-install it are not pinned. pip would
+# byte-compile every module on one core (about a minute); compileall does it on every core. The .pyc
+# files must exist: where PYTHONDONTWRITEBYTECODE is set (this project's machines set it), Python
+# never writes them itself, and every kernel and test process would compile torch, scikit-learn and
+# the rest from source again. The last line checks that they were written.
 $(STAMP): pyproject.toml $(LOCK) lab/overrides.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r $(LOCK)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r $(LOCK)
+	$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
+	$(PY) -c "import importlib.util as u, os, torch; assert os.path.exists(u.cache_from_source(torch.__file__)), 'no .pyc for torch'"
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	bash postBuild --settings-only "$$($(PY) -c 'from jupyterlab.commands import get_app_dir; print(get_app_dir())')/settings"
 	touch $@
@@ -66,10 +69,13 @@ book: venv mathjax
 	$(JB) build . --nitpick --keep-going
 	@echo "The book is in _build/html/index.html"
 
-# Everything CI runs, in order: unit tests, nbval over every chapter, a clean book build with
-# -n -W --keep-going, the library as a wheel, a real-browser check of the built pages, and Binder's
-# JupyterLab in a real browser.
-test: venv mathjax lint unit notebooks build packaging student-check browser lab
+# Everything CI runs: unit tests, nbval over every chapter, a clean book build with -n -W
+# --keep-going, then the checks that need the built book, $(JOBS) at a time: the library as a wheel,
+# the student edition, a real-browser check of the built pages, and Binder's JupyterLab in a real
+# browser (each is a mix of pip, Sphinx, Chromium and waiting; side by side they take about half
+# as long as one after another). --output-sync keeps each one's output together.
+test: venv mathjax lint unit notebooks build
+	$(MAKE) --no-print-directory -j$(JOBS) --output-sync=target packaging student-check browser lab
 
 # The workflows (schema and zizmor's security audit, both offline) and the citation file.
 # cffconvert needs jsonschema 3, the book jsonschema 4: it gets a virtualenv of its own.
@@ -87,8 +93,9 @@ lint: venv $(CFF_VENV)/.installed
 	$(LINT_BIN)/zizmor --offline .github/workflows
 	$(CFF_VENV)/bin/cffconvert --validate -i CITATION.cff
 
+# The unit tests on $(JOBS) pytest-xdist workers with one thread each (jobs x threads = cores).
 unit: venv
-	$(PY) -m pytest tests/unit -q
+	env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest tests/unit -q -n $(JOBS)
 
 # nbval over every chapter, $(JOBS) chapters at a time on one thread each (tests/nbval_parallel.py).
 notebooks: venv

@@ -25,7 +25,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch import nn
 
 from .utils import check_positive_int
@@ -86,6 +85,8 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor, *, absolute: bool = False
     if a.shape[-1] < 2:
         raise ValueError(f"a rank correlation needs at least 2 features (last dimension), got {a.shape[-1]}")
     x, y = (t.abs() if absolute else t for t in (a, b))
+    from scipy.stats import rankdata  # here, not at import: scipy.stats takes about half a second to import
+
     rx, ry = (torch.as_tensor(rankdata(t.cpu().numpy(), axis=-1), dtype=torch.float64) for t in (x, y))
     rx, ry = rx - rx.mean(-1, keepdim=True), ry - ry.mean(-1, keepdim=True)
     denom = (rx.square().sum(-1) * ry.square().sum(-1)).sqrt()

@@ -244,51 +244,63 @@ def accumulated_local_effects(forward_func: Callable, inputs: torch.Tensor, feat
 # scikit-learn bridge
 # ----------------------------------------------------------------------------------------------
 
-try:  # scikit-learn is a dependency of the book, but keep the module importable without it
-    from sklearn.base import BaseEstimator, RegressorMixin
-except ImportError:  # pragma: no cover
-    BaseEstimator, RegressorMixin = object, object
+def _sklearn_regressor_class():
+    """Define :class:`SklearnRegressor` on first use: importing scikit-learn's base classes pulls in
+    scipy.stats and pandas (about a second), which most chapters never need."""
+    try:  # scikit-learn is a dependency of the book, but keep the module importable without it
+        from sklearn.base import BaseEstimator, RegressorMixin
+    except ImportError:  # pragma: no cover
+        BaseEstimator, RegressorMixin = object, object
+
+    class SklearnRegressor(RegressorMixin, BaseEstimator):
+        """A torch model as a fitted scikit-learn regressor, for ``sklearn.inspection`` tools.
+
+        ``predict`` converts NumPy rows to a tensor of ``dtype``, calls ``forward_func`` and returns
+        output ``target`` as NumPy. ``fit`` trains nothing: it only records the number of features, as
+        scikit-learn's checks require. Used in :doc:`chapter 04 </notebooks/04-interventional-expectations>`
+        to check :func:`partial_dependence` against ``sklearn.inspection.partial_dependence``.
+
+        Args:
+            forward_func: the model, mapping (n, k) to (n,) or (n, outputs).
+            target: output index when ``forward_func`` returns several outputs per row.
+            dtype: dtype of the tensors handed to ``forward_func`` (default float64).
+        """
+
+        def __init__(self, forward_func: Callable = None, target=None, dtype=torch.float64):
+            self.forward_func = forward_func
+            self.target = target
+            self.dtype = dtype
+
+        def fit(self, X, y=None):
+            """Record the number of features (nothing is trained); return ``self``."""
+            X = np.asarray(X)
+            if X.ndim != 2:
+                raise ValueError(f"X must have shape (n, k), got {X.shape}")
+            _output(self.forward_func, self.target)  # validate forward_func and target
+            self.n_features_in_ = X.shape[1]
+            self.is_fitted_ = True
+            return self
+
+        def predict(self, X):
+            """Output ``target`` of ``forward_func`` at the rows of ``X``, as a NumPy array of shape (n,)."""
+            if not getattr(self, "is_fitted_", False):
+                raise ValueError("call fit(X) before predict")
+            X = np.asarray(X)
+            if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X must have shape (n, {self.n_features_in_}), got {X.shape}")
+            with torch.no_grad():
+                y = _output(self.forward_func, self.target)(torch.as_tensor(X, dtype=self.dtype))
+            return y.detach().cpu().numpy()
+
+    SklearnRegressor.__module__, SklearnRegressor.__qualname__ = __name__, "SklearnRegressor"
+    return SklearnRegressor
 
 
-class SklearnRegressor(RegressorMixin, BaseEstimator):
-    """A torch model as a fitted scikit-learn regressor, for ``sklearn.inspection`` tools.
-
-    ``predict`` converts NumPy rows to a tensor of ``dtype``, calls ``forward_func`` and returns
-    output ``target`` as NumPy. ``fit`` trains nothing: it only records the number of features, as
-    scikit-learn's checks require. Used in :doc:`chapter 04 </notebooks/04-interventional-expectations>`
-    to check :func:`partial_dependence` against ``sklearn.inspection.partial_dependence``.
-
-    Args:
-        forward_func: the model, mapping (n, k) to (n,) or (n, outputs).
-        target: output index when ``forward_func`` returns several outputs per row.
-        dtype: dtype of the tensors handed to ``forward_func`` (default float64).
-    """
-
-    def __init__(self, forward_func: Callable = None, target=None, dtype=torch.float64):
-        self.forward_func = forward_func
-        self.target = target
-        self.dtype = dtype
-
-    def fit(self, X, y=None):
-        """Record the number of features (nothing is trained); return ``self``."""
-        X = np.asarray(X)
-        if X.ndim != 2:
-            raise ValueError(f"X must have shape (n, k), got {X.shape}")
-        _output(self.forward_func, self.target)  # validate forward_func and target
-        self.n_features_in_ = X.shape[1]
-        self.is_fitted_ = True
-        return self
-
-    def predict(self, X):
-        """Output ``target`` of ``forward_func`` at the rows of ``X``, as a NumPy array of shape (n,)."""
-        if not getattr(self, "is_fitted_", False):
-            raise ValueError("call fit(X) before predict")
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X must have shape (n, {self.n_features_in_}), got {X.shape}")
-        with torch.no_grad():
-            y = _output(self.forward_func, self.target)(torch.as_tensor(X, dtype=self.dtype))
-        return y.detach().cpu().numpy()
+def __getattr__(name: str):
+    if name == "SklearnRegressor":
+        cls = globals()["SklearnRegressor"] = _sklearn_regressor_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------------------------
