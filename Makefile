@@ -74,8 +74,15 @@ book: venv mathjax
 # the student edition, a real-browser check of the built pages, and Binder's JupyterLab in a real
 # browser (each is a mix of pip, Sphinx, Chromium and waiting; side by side they take about half
 # as long as one after another). --output-sync keeps each one's output together.
-test: venv mathjax lint unit notebooks build
-	$(MAKE) --no-print-directory -j$(JOBS) --output-sync=target packaging student-check browser lab
+# Independent steps run side by side ($(JOBS) at a time); nbval and the build, which use every core,
+# run alone.
+SUBMAKE := $(MAKE) --no-print-directory -j$(JOBS) --output-sync=target
+test:
+	$(SUBMAKE) venv mathjax $(CFF_VENV)/.installed
+	$(SUBMAKE) lint unit
+	$(MAKE) --no-print-directory notebooks
+	$(MAKE) --no-print-directory build
+	$(SUBMAKE) packaging student-check browser lab
 
 # The workflows (schema and zizmor's security audit, both offline) and the citation file.
 # cffconvert needs jsonschema 3, the book jsonschema 4: it gets a virtualenv of its own.

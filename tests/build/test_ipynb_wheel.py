@@ -19,6 +19,7 @@ install is not visible there, and an assertion checks it).
 from __future__ import annotations
 
 import html as htmllib
+import importlib.util
 import json
 import os
 import re
@@ -287,3 +288,46 @@ def test_install_cell_installs_the_wheel(wheel, tmp_path):
     assert where[1] == BOOK.version
     # Run again: now it is importable, and the cell only says so.
     assert "installed" in _run([python, "-c", first.source], cwd=tmp_path, env=env)
+
+
+def test_self_check_works_in_the_student_notebook_outside_the_repository(wheel_venv, tmp_path, monkeypatch):
+    """The student edition's self-check cell of ch01-ex-3, with a student's right and wrong answers
+    put in place of ``None``, run by the fresh venv's kernel (the wheel, not the repository, must
+    carry the stored intervals) in a directory outside the repository."""
+    import math
+
+    from nbclient import NotebookClient
+
+    spec = importlib.util.spec_from_file_location("editions", ROOT / "_ext" / "editions.py")
+    editions = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(editions)
+    assert not tmp_path.resolve().is_relative_to(ROOT)
+    source = next(p for p in CHAPTERS if p.stem.startswith("01-"))
+    (path,) = editions.export_editions(tmp_path / "student", None, _executed_for(source, tmp_path), [source], ROOT)
+    student = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in student.cells if c.cell_type == "code" and 'check("ch01-ex-3", None)' in c.source]
+    right = math.sqrt(2 * math.pi / (36 - 2 * math.pi))  # the closed form of the exercise
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import causalbook_lib as cb")]
+    for answer in (f"{right:.3f}", "0.445", "None"):
+        nb.cells.append(nbformat.v4.new_code_cell(cell.source.replace("None", answer)))
+    nb.cells.append(nbformat.v4.new_code_cell(_WHERE_CELL))
+    kernels = tmp_path / "jupyter" / "kernels" / "causalbook-wheel"
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [str(wheel_venv), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "causalbook wheel", "language": "python", "env": {"PYTHONPATH": ""}}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    NotebookClient(nb, timeout=120, kernel_name="causalbook-wheel",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    def shown(c):
+        return " ".join(o.get("text", "") + "".join(o.get("data", {}).get("text/plain", ""))
+                        for o in c.outputs).lower()
+
+    right_out, wrong_out, none_out = (shown(c) for c in nb.cells[1:4])
+    assert "is right" in right_out and "not right" not in right_out, right_out
+    assert "is not right" in wrong_out and "0.46" not in wrong_out, f"wrong answer accepted or answer revealed: {wrong_out}"
+    assert "no answer yet" in none_out and "0.46" not in none_out, none_out
+    where = shown(nb.cells[-1]).split()
+    assert Path(where[1]).is_relative_to(wheel_venv.parent.parent), f"cb came from {where[1]}, not the wheel"
