@@ -10,7 +10,7 @@ LOCK   := requirements.lock
 MATHJAX_VERSION := 3.2.2
 MATHJAX := _vendor/mathjax/tex-chtml.js
 
-.PHONY: venv lock mathjax book test lint unit notebooks build packaging student student-check html-student ipynb ipynb-check browser lab pdf site chapter bench robustness clean
+.PHONY: venv lock mathjax reveal slides book test lint unit notebooks build packaging student student-check html-student ipynb ipynb-check browser lab pdf site chapter bench robustness clean
 
 # A failed claim fails the run here (readers without this variable get a visible box instead).
 export CAUSALBOOK_STRICT := 1
@@ -61,6 +61,28 @@ $(MATHJAX):
 	rm -rf _vendor/mathjax && cp -r _build/mathjax/package/es5 _vendor/mathjax
 	test -f $@
 
+# reveal.js for the chapters' slide decks (_ext/slides.py), vendored like MathJax: fetched once from
+# the npm registry into _vendor/reveal.js (its dist/ and licence). No CDN at view time.
+REVEAL_VERSION := 5.2.1
+REVEAL := _vendor/reveal.js/dist/reveal.js
+reveal: $(REVEAL)
+
+$(REVEAL):
+	rm -rf _build/revealjs && mkdir -p _build/revealjs _vendor
+	cd _build/revealjs && npm pack --silent reveal.js@$(REVEAL_VERSION) >/dev/null && tar xzf reveal.js-$(REVEAL_VERSION).tgz
+	rm -rf _vendor/reveal.js && mkdir -p _vendor/reveal.js
+	cp -r _build/revealjs/package/dist _build/revealjs/package/LICENSE _vendor/reveal.js/
+	test -f $@
+
+# One reveal.js deck per chapter in _build/html/slides, after `make book` (figures and glued values
+# from its execution cache), loading reveal.js and MathJax from the book's own copies (_vendor is
+# the book's html_extra_path); `make site` publishes them with the book.
+slides: venv mathjax reveal
+	@test -f _build/html/index.html || { echo "run make book first"; exit 1; }
+	rm -rf _build/html/slides _build/html/reveal.js && cp -r _vendor/reveal.js _build/html/reveal.js
+	$(PY) _ext/slides.py --out _build/html/slides --vendor-url ..
+	@echo "The slide decks are in _build/html/slides"
+
 # The chapters are executed first, two at a time on one thread each, into MyST-NB's execution cache
 # (_ext/execute_book.py); the build then takes every chapter from the cache.
 JOBS ?= 2
@@ -78,7 +100,7 @@ book: venv mathjax
 # run alone.
 SUBMAKE := $(MAKE) --no-print-directory -j$(JOBS) --output-sync=target
 test:
-	$(SUBMAKE) venv mathjax $(CFF_VENV)/.installed
+	$(SUBMAKE) venv mathjax reveal $(CFF_VENV)/.installed
 	$(SUBMAKE) lint unit
 	$(MAKE) --no-print-directory notebooks
 	$(MAKE) --no-print-directory build
@@ -115,8 +137,9 @@ build: venv mathjax
 	$(PY) _ext/execute_book.py --jobs $(JOBS)
 	$(PY) -m pytest tests/build/test_book.py -q
 
-browser: venv
-	$(PY) -m pytest tests/build/test_browser.py -q
+# The built pages and one chapter's slide deck in headless Chromium.
+browser: venv reveal
+	$(PY) -m pytest tests/build/test_browser.py tests/build/test_slides.py -q
 
 # The library as people install it: pip resolves the wheel on Python 3.10/3.12/3.13, the plain
 # notebooks' numbers and links match the HTML, and chapter 01's notebook runs from the wheel in a
@@ -160,12 +183,14 @@ pdf: venv mathjax
 	$(PY) _ext/book_pdf.py --html _build/singlehtml --out $(PDF)
 	$(PY) -m pytest tests/build/test_pdf.py -q
 
-# Exactly what the publish workflow deploys (after make book, make pdf and make ipynb): the HTML,
-# the PDF and the plain notebooks, crawled offline (links, anchors, titles, no local paths).
+# Exactly what the publish workflow deploys (after make book, make pdf, make ipynb and make slides):
+# the HTML with the slide decks, the PDF and the plain notebooks, crawled offline (links, anchors,
+# titles, no local paths).
 site: venv
 	@test -f _build/html/index.html || { echo "run make book first"; exit 1; }
 	@test -f $(PDF) || { echo "run make pdf first"; exit 1; }
 	@test -d _build/ipynb || { echo "run make ipynb first"; exit 1; }
+	@test -d _build/html/slides || { echo "run make slides first"; exit 1; }
 	rm -rf _build/site && cp -r _build/html _build/site
 	rm -rf _build/site/.buildinfo _build/site/.doctrees
 	cp $(PDF) _build/site/causalbook.pdf
