@@ -55,8 +55,12 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: fl
 
 
 def signed_heatmap(ax, values, *, title: str | None = None, colorbar: bool = True, vmax: float | None = None,
-                   label: str | None = None):
-    """Draw a 2-D array of signed effects with a diverging map centred at zero; return the image."""
+                   label: str | None = None, annotate: str | None = None):
+    """Draw a 2-D array of signed effects with a diverging map centred at zero; return the image.
+
+    ``annotate`` (a format string such as ``"{:.2f}"``) also writes each value in its cell, so that
+    sign and size do not rest on colour alone; use it for small arrays (a few dozen cells).
+    """
     v = _numpy(values)
     if v.ndim != 2:
         raise ValueError(f"values must be a 2-D array, got shape {v.shape}")
@@ -64,6 +68,10 @@ def signed_heatmap(ax, values, *, title: str | None = None, colorbar: bool = Tru
         raise ValueError("values must be finite")
     m = vmax if vmax is not None else max(float(np.abs(v).max()), 1e-12)
     im = ax.imshow(v, cmap=DIVERGING, norm=TwoSlopeNorm(vcenter=0.0, vmin=-m, vmax=m))
+    if annotate is not None:
+        for (r, c), value in np.ndenumerate(v):  # white text on the darkest cells, black elsewhere
+            ax.text(c, r, annotate.format(value), ha="center", va="center", fontsize=8,
+                    color="white" if abs(value) > 0.6 * m else "black")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
@@ -81,16 +89,19 @@ def draw_dag(ax, graph, *, pos=None, highlight=(), shaded=(), dashed_edges=(), t
              font_size=9):
     """Draw a causal DAG on ``ax``: nodes left to right by topological generation (unless ``pos``).
 
-    ``highlight`` nodes are drawn in orange (for example the intervened or conditioned nodes),
-    ``shaded`` nodes in grey (latent, unobserved), ``dashed_edges`` dashed (for example edges cut by
-    surgery, drawn for comparison). Returns the positions used. Raises ``ValueError`` if the graph
-    has a cycle or a listed node is not in it.
+    ``highlight`` nodes (for example the intervened or conditioned nodes) are drawn as orange
+    squares with a thick outline, ``shaded`` nodes (latent, unobserved) as grey circles with a
+    dashed outline, every other node as a light blue circle: colour is never the only cue, so the
+    figure reads in greyscale and for colour-blind readers. ``dashed_edges`` are drawn dashed and
+    grey (for example edges cut by surgery, drawn for comparison). Returns the positions used.
+    Raises ``ValueError`` if the graph has a cycle or a listed node is not in it.
     """
     import networkx as nx
 
     from .graphs import check_dag
 
     check_dag(graph)
+    highlight, shaded = list(highlight), list(shaded)  # any iterable, read more than once below
     for group, nm in ((highlight, "highlight"), (shaded, "shaded")):
         bad = [v for v in group if v not in graph]
         if bad:
@@ -103,15 +114,28 @@ def draw_dag(ax, graph, *, pos=None, highlight=(), shaded=(), dashed_edges=(), t
             for k, v in enumerate(nodes):
                 y = (len(nodes) - 1) / 2 - k if len(nodes) > 1 else 0.3 * (-1) ** layer
                 pos[v] = np.array([float(layer), y])
-    colors = [PALETTE[1] if v in highlight else ("#BBBBBB" if v in shaded else "#9ECAE9") for v in graph]
-    nx.draw_networkx_nodes(graph, pos, ax=ax, node_color=colors, node_size=node_size, edgecolors="#333333")
+    highlight, shaded = set(highlight), set(shaded) - set(highlight)
+    # (group, colour, marker, outline width, outline style): shape and outline repeat the colour's message
+    groups = [("plain", "#9ECAE9", "o", 1.0, "solid"), ("shaded", "#BBBBBB", "o", 1.5, "dashed"),
+              ("highlight", PALETTE[1], "s", 2.5, "solid")]
+    for name, colour, marker, width, style in groups:
+        nodes = [v for v in graph if (v in highlight) == (name == "highlight") and (v in shaded) == (name == "shaded")]
+        if not nodes:
+            continue
+        drawn = nx.draw_networkx_nodes(graph, pos, ax=ax, nodelist=nodes, node_color=colour, node_shape=marker,
+                                       node_size=node_size, edgecolors="#333333", linewidths=width)
+        drawn.set_linestyle(style)
+        drawn.set_gid(f"dag-nodes-{name}")
     nx.draw_networkx_labels(graph, pos, ax=ax, font_size=font_size)
-    solid = [e for e in graph.edges if e not in set(dashed_edges)]
-    nx.draw_networkx_edges(graph, pos, ax=ax, edgelist=solid, arrows=True, arrowsize=16,
-                           node_size=node_size, edge_color="#333333")
-    if dashed_edges:
-        nx.draw_networkx_edges(graph, pos, ax=ax, edgelist=list(dashed_edges), arrows=True, arrowsize=16,
-                               node_size=node_size, style="dashed", edge_color="#999999")
+    dashed_edges = list(dashed_edges)
+    cut = set(dashed_edges)
+    for edges, style, colour in (([e for e in graph.edges if e not in cut], "solid", "#333333"),
+                                 (list(dashed_edges), "dashed", "#999999")):
+        for marker in ("o", "s"):  # arrows stop at the edge of the target's marker (squares reach further)
+            part = [e for e in edges if (e[1] in highlight) == (marker == "s")]
+            if part:
+                nx.draw_networkx_edges(graph, pos, ax=ax, edgelist=part, arrows=True, arrowsize=16,
+                                       node_size=node_size, node_shape=marker, style=style, edge_color=colour)
     ax.set_axis_off()
     ax.margins(0.15)
     if title:
@@ -162,12 +186,15 @@ __all__ += ["image_rows"]
 
 # ---- Parts III-IV (chapters 10 and 13) ----
 def sweep_grid_with_borders(images, probabilities, *, side: int = 8, row_titles=None, col_titles=None,
-                            class_names=None, cell: float = 0.6, linewidth: float = 3.0):
+                            class_names=None, cell: float = 0.6, linewidth: float = 3.0, class_labels: bool = True):
     """Latent sweeps with the classifier's decision as a coloured border (O'Shaughnessy et al., Figs. 3/13).
 
     ``images`` has shape (rows, cols, side * side); ``probabilities`` has shape (rows, cols, M), the
     classifier's class probabilities for each image. Each border takes the colour of the predicted
-    class (palette order) and its opacity grows with the winning probability. Returns ``(fig, axes)``.
+    class (palette order) and its opacity grows with the winning probability. Colour is not the only
+    cue: with ``class_labels`` (the default) the predicted class is also written in the top-left
+    corner of each image (its name from ``class_names``, else its index), so the decision can be read
+    without telling the colours apart. Returns ``(fig, axes)``.
 
     Raises:
         ValueError: shapes that do not match, or titles of the wrong length.
@@ -198,6 +225,11 @@ def sweep_grid_with_borders(images, probabilities, *, side: int = 8, row_titles=
                 spine.set_color(PALETTE[k % len(PALETTE)])
                 spine.set_alpha(float(np.clip(2 * p[r, c, k] - 1 if m == 2 else p[r, c, k], 0.15, 1.0)))
                 spine.set_linewidth(linewidth)
+            if class_labels:  # the decision as text too, in a box that keeps it legible over the image
+                ax.text(0.04, 0.96, str(class_names[k]) if class_names is not None and k < len(class_names) else str(k),
+                        transform=ax.transAxes, ha="left", va="top", fontsize=7, color="black",
+                        bbox={"boxstyle": "square,pad=0.12", "facecolor": "white", "edgecolor": "none",
+                              "alpha": 0.85}, gid="predicted-class")
             if r == 0 and col_titles is not None:
                 ax.set_title(col_titles[c], fontsize=8)
         if row_titles is not None:
@@ -205,7 +237,8 @@ def sweep_grid_with_borders(images, probabilities, *, side: int = 8, row_titles=
     if class_names is not None:
         from matplotlib.patches import Patch
         handles = [Patch(facecolor="none", edgecolor=PALETTE[k % len(PALETTE)], linewidth=linewidth,
-                         label=f"classified {name}") for k, name in enumerate(class_names)]
+                         label=f"classified {name} (corner label {name})" if class_labels else f"classified {name}")
+                   for k, name in enumerate(class_names)]
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
     fig.subplots_adjust(wspace=0.12, hspace=0.12, left=0.2 if row_titles else 0.02, right=0.98,
                         bottom=0.12 if class_names is not None else 0.02)

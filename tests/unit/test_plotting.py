@@ -52,6 +52,47 @@ def test_draw_dag_places_every_node_and_dashes_the_cut_edge():
     assert len(dashed) == 1
 
 
+def _node_groups(ax):
+    return {c.get_gid(): c for c in ax.collections if (c.get_gid() or "").startswith("dag-nodes-")}
+
+
+def _dashed(collection):
+    offset, pattern = collection.get_linestyle()[0]
+    return pattern is not None and len(pattern) > 0
+
+
+def test_draw_dag_marks_highlighted_and_latent_nodes_by_more_than_colour():
+    """Colour is never the only cue: a highlighted node is a square with a thicker outline, a latent
+    (shaded) node has a dashed outline; a greyscale or colour-blind reader can tell them apart."""
+    g = nx.DiGraph([("c", "x0"), ("c", "x1"), ("x0", "y"), ("x1", "y")])
+    fig, ax = P.new_figure()
+    P.draw_dag(ax, g, highlight=["x0"], shaded=["c"], dashed_edges=[("c", "x0")])
+    groups = _node_groups(ax)
+    assert set(groups) == {"dag-nodes-plain", "dag-nodes-shaded", "dag-nodes-highlight"}
+    assert [len(groups[k].get_offsets()) for k in ("dag-nodes-plain", "dag-nodes-shaded", "dag-nodes-highlight")] \
+        == [2, 1, 1]
+    # the marker's shape: a square has 4 corners (5 vertices with the closing one), a circle many more
+    square = groups["dag-nodes-highlight"].get_paths()[0].vertices
+    circle = groups["dag-nodes-plain"].get_paths()[0].vertices
+    assert len(square) == 5 and len(circle) > 8
+    assert groups["dag-nodes-highlight"].get_linewidths()[0] > groups["dag-nodes-plain"].get_linewidths()[0]
+    assert _dashed(groups["dag-nodes-shaded"]) and not _dashed(groups["dag-nodes-plain"])
+    assert not _dashed(groups["dag-nodes-highlight"])
+    # highlight wins over shaded: a node in both is drawn once, as a highlighted square
+    fig, ax = P.new_figure()
+    P.draw_dag(ax, g, highlight=["c"], shaded=["c"])
+    groups = _node_groups(ax)
+    assert "dag-nodes-shaded" not in groups and len(groups["dag-nodes-highlight"].get_offsets()) == 1
+    # the cut edge is drawn dashed even when it is no longer in the graph (after surgery), once
+    fig, ax = P.new_figure()
+    P.draw_dag(ax, nx.DiGraph([("c", "x1"), ("x0", "y"), ("x1", "y")]), highlight=["x0"],
+               dashed_edges=(e for e in [("c", "x0")]), pos={"c": (0, 0), "x0": (1, 1), "x1": (1, -1), "y": (2, 0)})
+    assert len([p for p in ax.patches if p.get_linestyle() in ("--", "dashed")]) == 1
+    assert len(ax.patches) == 4
+    with pytest.raises(ValueError, match="highlight names node"):
+        P.draw_dag(ax, g, highlight=["nope"])
+
+
 def test_image_rows_and_sweep_grid_layout():
     images = torch.rand(2, 3, 16)
     fig, axes = P.image_rows(images, side=4, row_titles=["a", "b"])
@@ -74,3 +115,38 @@ def test_check_finite():
     cb.utils.check_finite(np.array([0.0, 1.0]), "arr")
     with pytest.raises(ValueError, match="x must be finite.*2 NaN or infinite"):
         cb.utils.check_finite(torch.tensor([1.0, float("nan"), float("inf")]), "x")
+
+
+def _corner_labels(axes):
+    return [[[t.get_text() for t in ax.texts if t.get_gid() == "predicted-class"] for ax in row] for row in axes]
+
+
+def test_sweep_grid_writes_the_decision_as_text_too():
+    """Colour is never the only cue: each image carries its predicted class as text in a corner."""
+    images = torch.rand(2, 3, 16)
+    probs = torch.tensor([[[0.9, 0.1], [0.4, 0.6], [0.8, 0.2]], [[0.2, 0.8]] * 3])
+    fig, axes = P.sweep_grid_with_borders(images, probs, side=4, class_names=["3", "8"])
+    assert _corner_labels(axes) == [[["3"], ["8"], ["3"]], [["8"], ["8"], ["8"]]]
+    label = axes[0, 0].texts[0]
+    x, y = label.get_position()
+    assert label.get_transform() == axes[0, 0].transAxes and x < 0.2 and y > 0.8  # top-left corner
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["classified 3 (corner label 3)", "classified 8 (corner label 8)"]
+    # without names the class index is written; class_labels=False restores the colour-only figure
+    fig, axes = P.sweep_grid_with_borders(images, torch.softmax(torch.tensor([[[0.0, 2.0, 1.0]] * 3] * 2), -1), side=4)
+    assert _corner_labels(axes) == [[["1"]] * 3] * 2
+    fig, axes = P.sweep_grid_with_borders(images, probs, side=4, class_names=["3", "8"], class_labels=False)
+    assert _corner_labels(axes) == [[[]] * 3] * 2
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["classified 3", "classified 8"]
+
+
+def test_signed_heatmap_can_print_its_values():
+    fig, ax = P.new_figure()
+    P.signed_heatmap(ax, np.array([[0.5, -1.0], [0.0, 0.25]]), annotate="{:+.2f}")
+    texts = {(t.get_position(), t.get_text()) for t in ax.texts}
+    assert texts == {((0, 0), "+0.50"), ((1, 0), "-1.00"), ((0, 1), "+0.00"), ((1, 1), "+0.25")}
+    dark = [t for t in ax.texts if t.get_text() == "-1.00"][0]
+    assert matplotlib.colors.to_hex(dark.get_color()) == "#ffffff"  # legible on the darkest cell
+    fig, ax = P.new_figure()
+    P.signed_heatmap(ax, np.array([[0.5, -1.0]]))
+    assert len(ax.texts) == 0  # off by default
