@@ -135,7 +135,7 @@ notebooks: venv
 build: venv mathjax
 	rm -rf _build/html _build/.doctrees _build/jupyter_execute _build/.jupyter_cache results/claims
 	$(PY) _ext/execute_book.py --jobs $(JOBS)
-	$(PY) -m pytest tests/build/test_book.py -q
+	$(PY) -m pytest tests/build/test_book.py tests/build/test_figures.py -q
 
 # The built pages and one chapter's slide deck in headless Chromium.
 browser: venv reveal

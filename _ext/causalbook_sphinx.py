@@ -265,7 +265,64 @@ def _version_in_footer(app, config):
     config.html_theme_options = options
 
 
+# Chapter numbers that run through the book. Jupyter Book makes one toctree per part, and Sphinx
+# numbers every numbered toctree from 1, so Part II would start again at chapter 1. The chapters are
+# files 01-17 and the text calls them "chapter 13": after Sphinx assigns the section numbers, shift
+# each numbered part's numbers by the chapters of the numbered parts before it. Figure, equation,
+# exercise and proof numbers are assigned afterwards from these section numbers, so they follow.
+def _shift_secnumber(number, offset):
+    return (number[0] + offset, *number[1:]) if number else number
+
+
+def _shift_doc(env, docname, offset, seen):
+    if docname in seen:
+        return 0
+    seen.add(docname)
+    secnums = env.toc_secnumbers.get(docname, {})
+    top = max((n[0] for n in secnums.values() if n), default=0)
+    env.toc_secnumbers[docname] = {k: _shift_secnumber(v, offset) for k, v in secnums.items()}
+    toc = env.tocs.get(docname)
+    if toc is not None:
+        for node in toc.findall(nodes.reference):
+            if node.get("secnumber"):
+                node["secnumber"] = list(_shift_secnumber(tuple(node["secnumber"]), offset))
+    title = env.titles.get(docname)
+    if title is not None and title.get("secnumber"):
+        title["secnumber"] = list(_shift_secnumber(tuple(title["secnumber"]), offset))
+    for child in env.toctree_includes.get(docname, []):
+        top = max(top, _shift_doc(env, child, offset, seen))
+    return top
+
+
+def _number_chapters_through_the_book(original):
+    from sphinx import addnodes
+
+    def assign_section_numbers(self, env):
+        rewrite = original(self, env)
+        if env.config.root_doc not in env.numbered_toctrees:
+            return rewrite
+        offset, seen = 0, set()
+        for toctree in env.get_doctree(env.config.root_doc).findall(addnodes.toctree):
+            if not toctree.get("numbered"):
+                continue
+            chapters = 0
+            for _title, ref in toctree["entries"]:
+                if ref in env.toc_secnumbers:
+                    chapters = max(chapters, _shift_doc(env, ref, offset, seen))
+            offset += chapters
+        return rewrite + sorted(seen)
+
+    assign_section_numbers.__wrapped__ = original
+    return assign_section_numbers
+
+
+
 def setup(app):
+    from sphinx.environment.collectors.toctree import TocTreeCollector
+
+    if not hasattr(TocTreeCollector.assign_section_numbers, "__wrapped__"):
+        TocTreeCollector.assign_section_numbers = _number_chapters_through_the_book(
+            TocTreeCollector.assign_section_numbers)
     app.connect("config-inited", _version_in_footer)
     app.connect("builder-inited", _singlehtml_knows_html_nodes)
     app.add_node(claims_table)

@@ -3,7 +3,7 @@
 Each notebook starts with a cell that installs ``causalbook_lib`` at this release when it is
 missing, then a short note, then the chapter. MyST directives and roles become plain Markdown:
 numbered equations, definitions and exercises keep the numbers of the HTML book, cross-references
-and citations link to the online book, ``{glue:text}`` values come from an executed notebook, and
+and citations link to the online book, ``{glue:text}`` values come from an executed notebook,
 solutions become cells tagged ``solution``. Anything left unconverted is an error.
 
 Usage::
@@ -69,6 +69,7 @@ class Directive:
     options: dict[str, str]
     body: str
     line: int  # 1-based line of the opening fence within the text it was parsed from
+    meta: dict = field(default_factory=dict)  # the YAML option block as parsed (nested values kept)
 
 
 def _split_front_matter(text: str) -> str:
@@ -111,12 +112,14 @@ def _blocks(text: str):
 
 def _parse_directive(name: str, arg: str, body: list[str], line: int) -> Directive:
     options: dict[str, str] = {}
+    meta: dict = {}
     k = 0
     if body and body[0].strip() == "---":
         end = next((n for n in range(1, len(body)) if body[n].strip() == "---"), None)
         if end is None:
             raise ExportError(f"line {line}: unterminated option block of {{{name}}}")
-        options = {str(a): "" if b is None else str(b) for a, b in (yaml.safe_load("\n".join(body[1:end])) or {}).items()}
+        meta = yaml.safe_load("\n".join(body[1:end])) or {}
+        options = {str(a): "" if b is None else str(b) for a, b in meta.items()}
         k = end + 1
     else:
         while k < len(body):
@@ -125,7 +128,7 @@ def _parse_directive(name: str, arg: str, body: list[str], line: int) -> Directi
                 break
             options[m.group("key")] = m.group("value").strip()
             k += 1
-    return Directive(name, arg, options, "\n".join(body[k:]).strip("\n"), line)
+    return Directive(name, arg, options, "\n".join(body[k:]).strip("\n"), line, meta)
 
 
 def _title_of(text: str) -> str | None:
@@ -146,12 +149,12 @@ class Numbered:
 
     docname: str
     kind: str  # "equation", "exercise" or a sphinx-proof kind ("definition", ...)
-    number: int | None  # None for ``:nonumber:``
+    number: str | None  # "3.2" in chapter 3; None for ``:nonumber:``
     title: str = ""
 
     @property
     def caption(self) -> str:
-        word = self.kind.capitalize()
+        word = "Fig." if self.kind == "figure" else self.kind.capitalize()
         return word if self.number is None else f"{word} {self.number}"
 
 
@@ -160,8 +163,10 @@ class Book:
     """What the HTML book knows across pages: numbers of labelled items, titles, citations.
 
     Sphinx numbers labelled equations, exercises and each kind of sphinx-proof block (one counter
-    per kind) over the whole book, in table-of-contents order: the toctree is not numbered, so
-    there are no section numbers to restart the counters on each page.
+    per kind) in table-of-contents order. The parts of the chapters are numbered toctrees, so an
+    item in chapter 3 is "3.2" and the counters restart in each chapter (``numfig_secnum_depth``
+    is 1; ``_ext/causalbook_sphinx.py`` makes chapter numbers run through the parts). Pages outside
+    the numbered parts share one counter per kind and get plain numbers.
     """
 
     root: Path = ROOT
@@ -177,6 +182,8 @@ class Book:
     _bib: dict | None = field(default=None, repr=False)
     _bib_order: dict[str, int] | None = field(default=None, repr=False)
     _labels: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+    chapter_numbers: dict[str, int] = field(default_factory=dict, repr=False)  # docname -> chapter
+    terms: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # lower-case term -> (docname, anchor)
 
     @classmethod
     def load(cls, root: Path | str = ROOT) -> "Book":
@@ -192,8 +199,10 @@ class Book:
             raise ExportError("no __version__ in causalbook_lib/__init__.py")
         book.version = found.group(1)
         book.bibfiles = [root / p for p in ((config.get("bibtex_bibfiles")) or [])]
-        book.docs = _toc_docs(yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8")))
-        counters: dict[str, int] = {}
+        toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+        book.docs = _toc_docs(toc)
+        book.chapter_numbers = _toc_chapter_numbers(toc)
+        counters: dict[tuple[int | None, str], int] = {}
         for doc in book.docs:
             book._index(doc, counters)
         return book
@@ -210,7 +219,7 @@ class Book:
     def url(self, docname: str, anchor: str | None = None) -> str:
         return f"{self.base_url}{docname}.html" + (f"#{anchor}" if anchor else "")
 
-    def _index(self, doc: str, counters: dict[str, int]) -> None:
+    def _index(self, doc: str, counters: dict[tuple[int | None, str], int]) -> None:
         text = _split_front_matter(self.source(doc).read_text(encoding="utf-8"))
         self.titles[doc] = _title_of(text) or doc
         pending_target: str | None = None
@@ -219,7 +228,9 @@ class Book:
             if "nonumber" in options:
                 n = None
             else:
-                counters[kind] = n = counters.get(kind, 0) + 1
+                chapter = self.chapter_numbers.get(doc)
+                counters[chapter, kind] = k = counters.get((chapter, kind), 0) + 1
+                n = str(k) if chapter is None else f"{chapter}.{k}"
             if label:
                 if label in self.labels or label in self.sections:
                     raise ExportError(f"{doc}: label {label!r} is defined twice")
@@ -250,8 +261,20 @@ class Book:
                     number(d.name[4:], d.options.get("label"), d.options, d.arg)
                 elif d.name in ("exercise", "exercise-start"):
                     number("exercise", d.options.get("label"), d.options, d.arg)
+                elif d.name == "code-cell" and _figure_caption(d.meta):
+                    # MyST-NB makes a captioned figure of the cell's image; Sphinx numbers only
+                    # captioned figures.
+                    number("figure", (d.meta["mystnb"]["figure"].get("name") or None), {})
                 elif d.name == "bibliography":
                     self.bibliography_doc = doc
+                elif d.name == "glossary":
+                    # Sphinx's anchor of a term: "term-" and the term with every run of other
+                    # characters than letters, digits, "." and "_" made one hyphen.
+                    for ln in d.body.split("\n"):
+                        if ln.strip() and not ln[0].isspace():
+                            term = ln.strip()
+                            anchor = "term-" + re.sub(r"[^A-Za-z0-9_.]+", "-", term).strip("-")
+                            self.terms[term.lower()] = (doc, anchor)
 
     # --- citations ----------------------------------------------------------------------------
 
@@ -342,6 +365,17 @@ class Book:
                 if tags:
                     code.metadata["tags"] = tags
                 cells.append(code)
+                caption = _figure_caption(cell.metadata)
+                if caption:
+                    # The figure's number and caption, as the book prints them under the figure.
+                    name = cell.metadata["mystnb"]["figure"].get("name")
+                    fig = self.labels.get(name) if name else None
+                    head = f"**{fig.caption}.**" if fig is not None else "**Figure.**"
+                    text = " ".join(conv._roles(caption).split())
+                    md = nbformat.v4.new_markdown_cell(f"{head} {text}")
+                    if SOLUTION_TAG in tags:
+                        md.metadata["tags"] = [SOLUTION_TAG]
+                    cells.append(md)
             else:  # raw cells are MyST-only
                 raise ExportError(f"{doc}: unexpected {cell.cell_type} cell")
         if conv.in_solution:
@@ -402,6 +436,30 @@ def _toc_docs(toc: dict) -> list[str]:
     walk(toc.get("chapters"))
     walk(toc.get("sections"))
     return [d.removesuffix(".md") for d in out]
+
+
+def _toc_chapter_numbers(toc: dict) -> dict[str, int]:
+    """Chapter number of each document in a ``numbered`` part: the chapters of the numbered parts
+    are counted through the book (as ``_ext/causalbook_sphinx.py`` makes Sphinx count them), and a
+    chapter's sub-pages share its number."""
+    out: dict[str, int] = {}
+    chapter = 0
+
+    def walk(entries, number):
+        for e in entries or []:
+            if "file" in e:
+                out[str(e["file"]).removesuffix(".md")] = number
+            walk(e.get("sections"), number)
+
+    for part in toc.get("parts") or []:
+        if not part.get("numbered"):
+            continue
+        for entry in part.get("chapters") or []:
+            chapter += 1
+            if "file" in entry:
+                out[str(entry["file"]).removesuffix(".md")] = chapter
+            walk(entry.get("sections"), chapter)
+    return out
 
 
 def _chapter_number(path: Path) -> int:
@@ -750,6 +808,20 @@ class _Converter:
                     raise ExportError(f"{self.doc}: {{ref}} {label!r} needs a text (no heading follows it)")
                 return f"[{text or _md_escape_text(title)}]({self.book.url(docname, label)})"
             raise ExportError(f"{self.doc}: unknown {{{name}}} target {label!r}")
+        if name == "term":
+            text, term = _explicit(content)
+            if term.lower() not in self.book.terms:
+                raise ExportError(f"{self.doc}: {{term}} {term!r} is not in the glossary")
+            docname, anchor = self.book.terms[term.lower()]
+            return f"[{_md_escape_text(text or term)}]({self.book.url(docname, anchor)})"
+        if name == "numref":
+            text, label = _explicit(content)
+            if label not in self.book.labels:
+                raise ExportError(f"{self.doc}: unknown {{numref}} target {label!r}")
+            item = self.book.labels[label]
+            shown = (text.replace("%s", item.number or "").replace("{number}", item.number or "")
+                     if text else item.caption)
+            return f"[{_md_escape_text(shown)}]({self.book.url(item.docname, label)})"
         if name == "glue:text":
             return _md_escape_value(self._glue_text(content))
         if name == "math":
@@ -770,6 +842,12 @@ class _Converter:
             raise ExportError(f"{self.doc}: the glued value {key!r} has no text/plain")
         plain = data["text/plain"]
         return format_glue("".join(plain) if isinstance(plain, list) else plain, fmt_spec)
+
+
+def _figure_caption(meta: dict) -> str:
+    """The caption of a code cell's MyST-NB figure (``mystnb: figure: caption:``), or ``""``."""
+    figure = (meta.get("mystnb") or {}).get("figure") if isinstance(meta.get("mystnb"), dict) else None
+    return str(figure.get("caption") or "").strip() if isinstance(figure, dict) else ""
 
 
 def _explicit(content: str) -> tuple[str, str]:

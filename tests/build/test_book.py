@@ -57,3 +57,20 @@ def test_launch_and_download_buttons_offer_the_plain_notebook():
         nb = nbformat.read(HTML / "_sources" / "notebooks" / f"{src.stem}.ipynb", as_version=4)
         assert "find_spec(\"causalbook_lib\")" in nb.cells[0].source, f"{src.stem}: the download is not the plain notebook"
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+def test_chapters_are_numbered_through_the_book_and_the_index_is_not_empty():
+    """Parts I-V are numbered toctrees, and chapter numbers run on across parts (Sphinx alone would
+    restart them in each part): chapter NN's title, sections, figures and exercises carry NN. The
+    glossary's terms fill the general index."""
+    for src in chapter_sources():
+        n = int(src.stem[:2])
+        page = (HTML / "notebooks" / f"{src.stem}.html").read_text(encoding="utf-8")
+        titles = re.findall(r"<h1>(.*?)</h1>", page, re.S)  # the theme's header, then the article's
+        assert any(re.match(rf'<span class="section-number">{n}\. </span>', t) for t in titles), (
+            f"{src.stem}: the title is not numbered {n}: {[t[:100] for t in titles]}")
+        numbers = re.findall(r'class="(?:section|caption)-number">(?:Fig\. |Exercise )?(\d+)\.\d', page)
+        assert numbers and set(numbers) == {str(n)}, f"{src.stem}: numbers of another chapter {sorted(set(numbers))}"
+    index = (HTML / "genindex.html").read_text(encoding="utf-8")
+    entries = re.findall(r'<li><a href="[^"]*glossary\.html#term-', index)
+    assert len(entries) >= 30, f"the general index has {len(entries)} glossary entries"

@@ -17,7 +17,7 @@ from tests.notebooks import chapter_sources
 HTML = Path(os.environ.get("CAUSALBOOK_HTML", _BUILT))
 
 PAGES = [f"notebooks/{p.stem}" for p in chapter_sources()] + [
-    "book/intro", "book/notation", "book/reproduction-status", "book/for-instructors"]
+    "book/intro", "book/notation", "book/glossary", "book/reproduction-status", "book/for-instructors"]
 
 
 class _Text(HTMLParser):

@@ -149,10 +149,16 @@ def test_a_missing_glue_value_raises():
         BOOK.export(source, None)
 
 
-def test_equations_are_numbered_across_the_book():
-    """Sphinx numbers labelled equations over the whole book (the toctree is not numbered)."""
-    numbers = [BOOK.labels[lab].number for lab in BOOK.labels if BOOK.labels[lab].kind == "equation"]
-    assert numbers == list(range(1, len(numbers) + 1))
+def test_equations_are_numbered_by_chapter():
+    """The chapters' parts are numbered: a chapter's labelled equations are N.1, N.2, ... in order."""
+    by_doc: dict[str, list[str]] = {}
+    for item in BOOK.labels.values():
+        if item.kind == "equation" and item.docname.startswith("notebooks/"):
+            by_doc.setdefault(item.docname, []).append(item.number)
+    assert len(by_doc) >= 10
+    for doc, numbers in by_doc.items():
+        chapter = int(doc.split("/")[1][:2])
+        assert numbers == [f"{chapter}.{k}" for k in range(1, len(numbers) + 1)], doc
     assert BOOK.labels["ch04-eq-taylor"].docname == "notebooks/04-interventional-expectations"
 
 
@@ -315,13 +321,47 @@ def test_mini_numbers_and_metadata(mini):
     assert book.base_url == "https://example.org/b/"
     assert book.install_spec() == "causalbook_lib @ git+https://github.com/x/y@v9.8.7"
     # intro's equation comes first in the toc: the chapters continue its count
-    assert [book.labels[k].number for k in ("intro-eq", "one-eq", "dollar-eq", "two-eq")] == [1, 2, 3, 4]
+    assert [book.labels[k].number for k in ("intro-eq", "one-eq", "dollar-eq", "two-eq")] == ["1", "2", "3", "4"]
     assert book.labels["one-def"].caption == "Definition 1" and book.labels["two-prop"].caption == "Proposition 1"
     assert book.labels["one-ex-2"].caption == "Exercise 2"
     nb = book.export(root / "notebooks" / "01-first.md", glue)
     assert nb.metadata["causalbook"] == {"source": "notebooks/01-first.md", "chapter": 1,
                                          "causalbook_lib_version": "9.8.7",
                                          "url": "https://example.org/b/notebooks/01-first.html"}
+
+
+def test_numbered_parts_number_items_by_chapter_through_the_book(mini):
+    # As Sphinx numbers them with numbered parts (and _ext/causalbook_sphinx.py): chapter numbers run
+    # through the parts, items are "chapter.n", and pages outside numbered parts keep plain numbers.
+    _book, root, _glue = mini
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nparts:\n"
+                                   "  - caption: One\n    numbered: true\n    chapters:\n"
+                                   "      - file: notebooks/01-first\n"
+                                   "  - caption: Two\n    numbered: true\n    chapters:\n"
+                                   "      - file: notebooks/02-second\n"
+                                   "  - caption: Back\n    chapters:\n      - file: book/bibliography\n")
+    book = ie.Book.load(root)
+    assert book.chapter_numbers == {"notebooks/01-first": 1, "notebooks/02-second": 2}
+    assert [book.labels[k].number for k in ("intro-eq", "one-eq", "dollar-eq", "two-eq")] == ["1", "1.1", "1.2", "2.1"]
+    assert book.labels["one-ex-2"].caption == "Exercise 1.2" and book.labels["two-prop"].caption == "Proposition 2.1"
+
+
+def test_term_links_to_the_glossary_anchor_sphinx_makes(mini):
+    _book, root, glue = mini
+    (root / "book" / "glossary.md").write_text("# Glossary\n\n```{glossary}\nDo-operator\nIntervention\n"
+                                               "  Setting a variable.\n\nAverage causal effect\n  A mean.\n```\n")
+    toc = (root / "_toc.yml").read_text().replace("      - file: book/bibliography\n",
+                                                   "      - file: book/glossary\n      - file: book/bibliography\n")
+    (root / "_toc.yml").write_text(toc)
+    book = ie.Book.load(root)
+    assert book.terms["do-operator"] == ("book/glossary", "term-Do-operator")
+    assert book.terms["average causal effect"] == ("book/glossary", "term-Average-causal-effect")
+    conv = ie._Converter(book, "notebooks/01-first", root / "notebooks" / "01-first.md", glue)
+    ((md, _),) = conv.markdown("The {term}`ACE <average causal effect>` and {term}`intervention`.")
+    assert "[ACE](https://example.org/b/book/glossary.html#term-Average-causal-effect)" in md
+    assert "[intervention](https://example.org/b/book/glossary.html#term-Intervention)" in md
+    with pytest.raises(ie.ExportError, match="not in the glossary"):
+        conv.markdown("A {term}`confounder`.")
 
 
 def test_mini_math(mini):
