@@ -34,11 +34,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "_build" / ".jupyter_cache"
 
-#: Typical one-thread seconds of each chapter (the slowest run of ``make robustness``), used only to
-#: start the longest chapters first; a chapter missing here counts as 60 s.
+#: Typical one-thread seconds of each chapter (this script's run of 2026-11-28, seed 0, native path,
+#: two chapters side by side), used only to start the longest chapters first; a chapter missing here
+#: counts as 60 s.
 TYPICAL_SECONDS = {
-    "01": 9, "02": 7, "03": 8, "04": 17, "05": 48, "06": 27, "07": 10, "08": 44, "09": 30,
-    "10": 70, "11": 26, "12": 45, "13": 95, "14": 10, "15": 56, "16": 51, "17": 33,
+    "01": 8, "02": 7, "03": 9, "04": 25, "05": 74, "06": 20, "07": 11, "08": 45, "09": 25,
+    "10": 59, "11": 20, "12": 34, "13": 87, "14": 10, "15": 54, "16": 33, "17": 24,
 }
 
 
