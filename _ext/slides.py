@@ -75,8 +75,6 @@ NO_FIGURE_TAGS = {"remove-output", "remove-cell"}
 SKIP_SECTIONS = {"references", "bibliography", "further reading"}
 
 _FENCE_OPEN = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|:{3,})(?P<info>[^`]*)$")
-_DIRECTIVE_INFO = re.compile(r"^\{(?P<name>[A-Za-z][\w:.-]*)\}\s*(?P<arg>.*)$")
-_OPTION = re.compile(r"^:(?P<key>[\w-]+):\s*(?P<value>.*)$")
 _HEADING = re.compile(r"^(?P<level>#{1,6})\s+(?P<title>.+?)\s*#*\s*$")
 _TARGET = re.compile(r"^\s*\((?P<label>[^()\s]+)\)=\s*$")
 #: A role with its content, or a plain code span (kept as it is).
@@ -220,56 +218,11 @@ def glue_values(nb) -> dict[str, str]:
 # MyST blocks
 
 
-@dataclass
-class Directive:
-    name: str
-    arg: str
-    options: dict[str, str]
-    body: str
-
-
 def blocks(text: str):
-    """Yield ``("text", str)``, ``("code", str)`` (a plain fence) and ``("directive", Directive)``."""
-    lines = text.split("\n")
-    buf: list[str] = []
-    i = 0
-    while i < len(lines):
-        m = _FENCE_OPEN.match(lines[i])
-        if not m:
-            buf.append(lines[i])
-            i += 1
-            continue
-        fence = m.group("fence")
-        closing = re.compile(r"^ {0,3}" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}\s*$")
-        j = i + 1
-        while j < len(lines) and not closing.match(lines[j]):
-            j += 1
-        if buf:
-            yield "text", "\n".join(buf)
-            buf = []
-        d = _DIRECTIVE_INFO.match(m.group("info").strip())
-        if d is None:
-            yield "code", "\n".join(lines[i:j + 1])
-        else:
-            body = lines[i + 1:j]
-            options: dict[str, str] = {}
-            k = 0
-            if body and body[0].strip() == "---":
-                end = next((n for n in range(1, len(body)) if body[n].strip() == "---"), 0)
-                for ln in body[1:end]:
-                    key, _, value = ln.partition(":")
-                    options[key.strip()] = value.strip()
-                k = end + 1
-            else:
-                while k < len(body) and _OPTION.match(body[k]):
-                    o = _OPTION.match(body[k])
-                    options[o.group("key")] = o.group("value").strip()
-                    k += 1
-            yield "directive", Directive(d.group("name"), d.group("arg").strip(), options,
-                                         "\n".join(body[k:]).strip("\n"))
-        i = j + 1
-    if buf:
-        yield "text", "\n".join(buf)
+    """``("text", str)``, ``("code", str)`` (a plain fence) and ``("directive", Directive)`` of
+    ``text``: the notebook exporter's reader of MyST blocks (``_ext/ipynb_export.py``), so that the
+    decks and the plain notebooks read a chapter the same way."""
+    return _module("ipynb_export")._blocks(text)
 
 
 def visible_blocks(text: str):

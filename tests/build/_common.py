@@ -42,13 +42,18 @@ def build_wheel(dest: Path) -> Path:
     return wheel
 
 
-def ipynb_export():
-    """The exporter module ``_ext/ipynb_export.py`` (not a package: loaded by path, once)."""
+def ext_module(name: str):
+    """The module ``_ext/<name>.py`` (``_ext`` is not a package: loaded by path, once)."""
     import importlib.util
 
-    if "ipynb_export" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("ipynb_export", ROOT / "_ext" / "ipynb_export.py")
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "_ext" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
-        sys.modules["ipynb_export"] = module
+        sys.modules[name] = module
         spec.loader.exec_module(module)
-    return sys.modules["ipynb_export"]
+    return sys.modules[name]
+
+
+def ipynb_export():
+    """The exporter module ``_ext/ipynb_export.py``."""
+    return ext_module("ipynb_export")

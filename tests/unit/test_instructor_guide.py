@@ -4,8 +4,6 @@ Nothing is executed; the exporter test uses made-up glued values."""
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from pathlib import Path
 
 import jupytext
@@ -15,13 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "_ext" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from tests.build._common import ext_module as _load  # noqa: E402
 
 
 ig = _load("instructor_guide")
