@@ -888,15 +888,19 @@ def load_glue(executed: Path | str, stem: str) -> dict[str, dict]:
     ipynb = executed / f"{stem}.ipynb"
     if not ipynb.exists():
         raise ExportError(f"no executed notebook of {stem} in {executed} (looked for {gj.name} and {ipynb.name})")
-    nb = nbformat.read(ipynb, as_version=4)
+    return notebook_glue(nbformat.read(ipynb, as_version=4))
+
+
+def notebook_glue(nb: nbformat.NotebookNode) -> dict[str, dict]:
+    """The glued outputs of an executed notebook (MyST-NB's ``scrapbook`` outputs), by name."""
     out: dict[str, dict] = {}
     for cell in nb.cells:
         for o in cell.get("outputs", []):
-            meta = o.get("metadata", {}).get("scrapbook")
+            meta = (o.get("metadata") or {}).get("scrapbook")
             if not meta:
                 continue
             prefix = len(meta.get("mime_prefix", ""))
-            out[meta["name"]] = {"data": {k[prefix:]: v for k, v in o.get("data", {}).items()},
+            out[meta["name"]] = {"data": {k[prefix:]: v for k, v in (o.get("data") or {}).items()},
                                  "metadata": {}, "output_type": o.get("output_type", "display_data")}
     return out
 

@@ -74,13 +74,20 @@ SLIDE_TAG = "slide"
 NO_FIGURE_TAGS = {"remove-output", "remove-cell"}
 SKIP_SECTIONS = {"references", "bibliography", "further reading"}
 
-_FENCE_OPEN = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|:{3,})(?P<info>[^`]*)$")
-_HEADING = re.compile(r"^(?P<level>#{1,6})\s+(?P<title>.+?)\s*#*\s*$")
-_TARGET = re.compile(r"^\s*\((?P<label>[^()\s]+)\)=\s*$")
-#: A role with its content, or a plain code span (kept as it is).
-_INLINE = re.compile(
-    r"(?P<role>\{(?P<name>[A-Za-z][\w:.+-]*)\})?(?P<ticks>`+)(?P<content>.+?)(?<!`)(?P=ticks)(?!`)", re.S)
-_EXPLICIT = re.compile(r"^(?P<text>.*?)\s*<(?P<target>[^<>]+)>$", re.S)
+def _module(name: str):
+    """``_ext/<name>.py`` (``_ext`` is not a package: loaded by path, once)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "_ext" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+#: The notebook exporter's MyST patterns (fences, headings, targets, roles, explicit targets).
+_FENCE_OPEN, _HEADING, _INLINE, _EXPLICIT = (_module("ipynb_export").__dict__[k] for k in
+                                             ("_FENCE_OPEN", "_HEADING", "_INLINE", "_EXPLICIT"))
+_TARGET = re.compile(r"^\s*\((?P<label>[^()\s]+)\)=\s*$")  # also indented, unlike the exporter's
 _DISPLAY = re.compile(r"\$\$(?P<tex>.+?)\$\$(?:[ \t]*\((?P<label>[^()\s]+)\))?", re.S)
 _INLINE_MATH = re.compile(r"(?<![\\$])\$(?=\S)(?P<tex>(?:\\\$|[^$])+?)(?<![\s\\])\$(?!\d)")
 _DROP = "\ue002"  # marks a sentence whose glued value is missing
@@ -94,31 +101,9 @@ _ABBREVIATIONS = {"al", "e.g", "i.e", "cf", "vs", "eq", "eqs", "fig", "figs", "s
 # Helpers from the other generators (loaded by path: _ext is not a package)
 
 
-def _module(name: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "_ext" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def _book():
-    """The book's index of labels, titles and citations (``_ext/ipynb_export.py``). When a page of
-    the book cannot be indexed, an index with the bibliography only (or None without one)."""
-    export = _module("ipynb_export")
-    try:
-        return export.Book.load(ROOT)
-    except Exception as exc:  # noqa: BLE001 - the decks still work with plain labels
-        print(f"slides: warning: the book's labels could not be indexed ({exc}); equation numbers and "
-              "references to other pages become plain words", file=sys.stderr)
-    try:
-        import yaml
-
-        config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8")) or {}
-        return export.Book(root=ROOT, bibfiles=[ROOT / p for p in config.get("bibtex_bibfiles") or []])
-    except Exception:  # noqa: BLE001
-        return None
+    """The book's index of labels, titles and citations (``_ext/ipynb_export.py``)."""
+    return _module("ipynb_export").Book.load(ROOT)
 
 
 def format_glue(text_plain: str, fmt_spec: str) -> str:
@@ -201,16 +186,13 @@ def match_outputs(cells, nb) -> dict[int, list]:
 
 
 def glue_values(nb) -> dict[str, str]:
-    """Glue key -> its ``text/plain`` value, from the scrapbook outputs of the executed notebook."""
-    values: dict[str, str] = {}
-    for cell in (nb.cells if nb is not None else []):
-        for o in cell.get("outputs", []):
-            meta = (o.get("metadata") or {}).get("scrapbook")
-            if not meta:
-                continue
-            plain = (o.get("data") or {}).get(meta.get("mime_prefix", "") + "text/plain")
-            if plain is not None:
-                values[meta["name"]] = "".join(plain) if isinstance(plain, list) else plain
+    """Glue key -> its ``text/plain`` value in the executed notebook (the exporter's reader)."""
+    glued = _module("ipynb_export").notebook_glue(nb) if nb is not None else {}
+    values = {}
+    for name, out in glued.items():
+        plain = out["data"].get("text/plain")
+        if plain is not None:
+            values[name] = "".join(plain) if isinstance(plain, list) else plain
     return values
 
 
