@@ -392,7 +392,11 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
     if not lr > 0 or not weight_decay >= 0:
         raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {lr} and {weight_decay}")
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    params = list(model.parameters())
+    # PyTorch's fused Adam (one kernel per step, not one per tensor and operation) halves the training
+    # time of the Iris network, whose steps are all overhead; it exists for CPU and CUDA tensors.
+    fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
     loss_fn = nn.CrossEntropyLoss()
     losses = []
     model.train()
