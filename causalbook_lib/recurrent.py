@@ -46,6 +46,7 @@ __all__ = [
     "interventional_expectation_rnn",
     "AttributionMap",
     "causal_attribution_map",
+    "uniform_doer_average",
     "lag_jacobian_determinants",
     "lag_tau",
 ]
@@ -420,6 +421,7 @@ class RecurrentInterventionalExpectation:
         taylor: Eq. 4 with the rollout moments, shape ``(A,)``.
         plug_in: ``f'(mu)`` alone (Eq. 4 without its second-order term), shape ``(A,)``.
         mc: brute-force Monte Carlo, the mean of ``y^t`` over the same rollouts, shape ``(A,)``.
+        outputs: ``y_output^t`` of every rollout, shape ``(A, n)`` (``mc`` is its mean over the rollouts).
         mean: interventional means of the input window, shape ``(A, (t + 1) k)``.
         cov: interventional covariances of the input window, shape ``(A, (t + 1) k, (t + 1) k)``.
     """
@@ -431,10 +433,11 @@ class RecurrentInterventionalExpectation:
     mc: torch.Tensor
     mean: torch.Tensor
     cov: torch.Tensor
+    outputs: torch.Tensor
 
 
 def interventional_expectation_rnn(model: nn.Module, data: torch.Tensor, *, t_hat: int, feature, alphas, t: int,
-                                   output: int = 0, feedback: bool = True, lag: int | None = None,
+                                   output: int = 0, feedback: bool = True, covariance_window: int | None = None,
                                    chunk_size: int = 8192) -> RecurrentInterventionalExpectation:
     """Algorithm 2 of Chattopadhyay et al. (App. A.4.2): ``E[y_output^t | do(x_i^{t_hat} = alpha)]``.
 
@@ -446,8 +449,11 @@ def interventional_expectation_rnn(model: nn.Module, data: torch.Tensor, *, t_ha
     ``y_output^t`` (:func:`taylor_expectation`). The Monte Carlo mean of ``y^t`` over the same
     rollouts is returned next to it as the ground truth of the Taylor step.
 
-    With ``lag`` (the tau of Prop. 3), only inputs at times ``t - lag, ..., t`` enter the second-order
-    term (the covariance of earlier inputs is set to zero), which is how the paper uses tau to cut cost.
+    ``covariance_window`` is this book's shortcut, not the paper's: with ``covariance_window=w`` only the
+    inputs at times ``t - w, ..., t`` enter the second-order term (the covariance of earlier inputs is set
+    to zero, as if they were fixed at their means). The paper's lag tau (Prop. 3) limits which times
+    ``t_hat`` are attributed; it never truncates a covariance. Leave it at ``None`` for the paper's Eq. 4
+    (:doc:`chapter 07 </notebooks/07-recurrent-networks>`, exercise 3, measures what the window changes).
 
     Args:
         model: a recurrent model (module docstring); a float64 copy is used.
@@ -456,11 +462,12 @@ def interventional_expectation_rnn(model: nn.Module, data: torch.Tensor, *, t_ha
         feature: intervened channel, one integer or one per alpha; alphas: shape ``(A,)``.
         output: which output channel is explained.
         feedback: outputs fed back as inputs (True) or later inputs from the data (False).
-        lag: optional window length, ``0 <= lag <= t`` and ``t - lag <= t_hat``.
+        covariance_window: optional window length ``w`` (ours, see above), ``0 <= w <= t`` and
+            ``t - w <= t_hat``.
         chunk_size: Hessian-vector products per batch.
 
     Raises:
-        ValueError: bad shapes, time indices, lag, feature or output index.
+        ValueError: bad shapes, time indices, window, feature or output index.
     """
     data = _check_sequences(data)
     n, T, k = data.shape
@@ -470,17 +477,19 @@ def interventional_expectation_rnn(model: nn.Module, data: torch.Tensor, *, t_ha
     if isinstance(output, bool) or not isinstance(output, (int, np.integer)) or not 0 <= output < y_t.shape[-1]:
         raise ValueError(f"output must be an integer in [0, {y_t.shape[-1] - 1}], got {output!r}")
     L = t + 1
-    if lag is not None:
-        lag = _check_time(lag, "lag", 0, t)
-        if t - lag > t_hat:
-            raise ValueError(f"t_hat = {t_hat} lies outside the lag window [{t - lag}, {t}]; increase lag")
+    window = covariance_window
+    if window is not None:
+        window = _check_time(window, "covariance_window", 0, t)
+        if t - window > t_hat:
+            raise ValueError(f"t_hat = {t_hat} lies outside the covariance window [{t - window}, {t}]; "
+                             "increase covariance_window")
     A = a.numel()
     flat = windows.reshape(A, n, L * k)
     mean = flat.mean(1)
     centred = flat - mean[:, None]
     cov = centred.transpose(1, 2) @ centred / n     # 1/n: Eq. 4 is then exact on the rollouts for quadratic f'
-    if lag is not None:
-        outside = torch.arange(L * k) < (t - lag) * k
+    if window is not None:
+        outside = torch.arange(L * k) < (t - window) * k
         cov[:, outside, :] = 0.0
         cov[:, :, outside] = 0.0
     m = _float64_copy(model)
@@ -489,7 +498,8 @@ def interventional_expectation_rnn(model: nn.Module, data: torch.Tensor, *, t_ha
         return m(w.reshape(w.shape[0], L, k))[0][:, -1, output]
 
     taylor, plug_in, _ = taylor_expectation(f_prime, mean, cov, chunk_size=chunk_size, return_terms=True)
-    return RecurrentInterventionalExpectation(a, feats, taylor, plug_in, y_t[..., output].mean(1), mean, cov)
+    outputs = y_t[..., output]
+    return RecurrentInterventionalExpectation(a, feats, taylor, plug_in, outputs.mean(1), mean, cov, outputs)
 
 
 @dataclass
@@ -503,6 +513,10 @@ class AttributionMap:
         t_hats: the intervened times, shape ``(len(t_hats),)``.
         grid: the alphas of the uniform doer, shape ``(len(t_hats), k, grid)``.
         curve: Eq. 4 on the grid, shape ``(len(t_hats), k, grid)``; curve_mc: its Monte Carlo twin.
+        ace_mc_terms, curve_mc_terms: with ``per_sequence=True``, the contribution of each of the ``n``
+            rolled-out data sequences, shapes ``(n, m, len(t_hats), k)`` and ``(n, len(t_hats), k, grid)``:
+            ``ace_mc`` and ``curve_mc`` are their means over the first axis (for bootstraps over the
+            data sequences, or another doer grid through :func:`uniform_doer_average`); otherwise None.
     """
 
     ace: torch.Tensor
@@ -512,6 +526,23 @@ class AttributionMap:
     grid: torch.Tensor
     curve: torch.Tensor
     curve_mc: torch.Tensor
+    ace_mc_terms: torch.Tensor | None = None
+    curve_mc_terms: torch.Tensor | None = None
+
+
+def uniform_doer_average(curve: torch.Tensor) -> torch.Tensor:
+    """The baseline of Eq. 1 under a uniform doer: the trapezoid average of ``curve`` over its last axis.
+
+    ``curve[..., j]`` holds ``E[y | do(x = alpha_j)]`` on evenly spaced ``alpha_0 < ... < alpha_{g-1}``;
+    the result is ``(1 / (g - 1)) (sum_j curve_j - (curve_0 + curve_{g-1}) / 2)``, shape ``curve.shape[:-1]``.
+
+    Raises:
+        ValueError: fewer than two grid points.
+    """
+    if not isinstance(curve, torch.Tensor) or curve.dim() < 1 or curve.shape[-1] < 2:
+        raise ValueError(f"curve must be a tensor whose last axis has >= 2 grid points, got "
+                         f"{tuple(curve.shape) if isinstance(curve, torch.Tensor) else type(curve).__name__}")
+    return (curve.sum(-1) - 0.5 * (curve[..., 0] + curve[..., -1])) / (curve.shape[-1] - 1)
 
 
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
@@ -524,8 +555,8 @@ def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor
 
 def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torch.Tensor, *, t: int,
                            output: int = 0, feedback: bool = True, t_hats: Sequence[int] | None = None,
-                           grid: int = 21, exact: bool = True, lag: int | None = None,
-                           chunk_size: int = 8192) -> AttributionMap:
+                           grid: int = 21, exact: bool = True, covariance_window: int | None = None,
+                           per_sequence: bool = False, chunk_size: int = 8192) -> AttributionMap:
     """Saliency maps from causal attributions (Sec. 5.2-5.3): ACE of each input value of each sequence.
 
     For every intervened time ``t_hat`` and channel ``i``, the interventional expectation curve
@@ -542,10 +573,13 @@ def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torc
         t_hats: intervened times (default ``0, ..., t``), each in ``[0, t]``.
         grid: number of alphas of the uniform doer (>= 2).
         exact: evaluate at the sequences' values (True) or interpolate (False).
-        lag: passed to :func:`interventional_expectation_rnn` (every ``t_hat`` must lie in ``[t - lag, t]``).
+        covariance_window: passed to :func:`interventional_expectation_rnn` (this book's shortcut, not the
+            paper's; every ``t_hat`` must then lie in ``[t - covariance_window, t]``).
+        per_sequence: also return each data sequence's Monte Carlo terms (``ace_mc_terms``,
+            ``curve_mc_terms``); needs ``exact=True``.
 
     Raises:
-        ValueError: bad shapes, times or grid size.
+        ValueError: bad shapes, times or grid size, ``per_sequence`` without ``exact``.
     """
     data = _check_sequences(data)
     n, T, k = data.shape
@@ -555,8 +589,10 @@ def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torc
     grid = check_positive_int(grid, "grid", minimum=2)
     t = _check_time(t, "t", 0, 10**9 if feedback else T - 1)
     t_hats = list(range(t + 1)) if t_hats is None else [_check_time(s, "t_hats entry", 0, min(t, T - 1)) for s in t_hats]
+    if per_sequence and not exact:
+        raise ValueError("per_sequence=True needs exact=True (the terms are the rollouts at the sequences' values)")
     m_seq = sequences.shape[0]
-    out = {key: [] for key in ("ace", "ace_mc", "baseline", "grid", "curve", "curve_mc")}
+    out = {key: [] for key in ("ace", "ace_mc", "baseline", "grid", "curve", "curve_mc", "ace_terms", "curve_terms")}
     for s in t_hats:  # a loop over time; every channel and alpha is one batched call
         low, high = data[:, s].double().min(0).values, data[:, s].double().max(0).values
         high = torch.where(high > low, high, low + 1e-6)
@@ -568,11 +604,16 @@ def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torc
             feats.append(torch.arange(k).repeat_interleave(m_seq))
         res = interventional_expectation_rnn(model, data, t_hat=s, feature=torch.cat(feats),
                                              alphas=torch.cat(alphas), t=t, output=output, feedback=feedback,
-                                             lag=lag, chunk_size=chunk_size)
+                                             covariance_window=covariance_window, chunk_size=chunk_size)
         curves = {"taylor": res.taylor, "mc": res.mc}
+        if per_sequence:
+            curve_n = res.outputs[: k * grid].reshape(k, grid, n).permute(2, 0, 1)          # (n, k, grid)
+            at_n = res.outputs[k * grid:].reshape(k, m_seq, n).permute(2, 1, 0)            # (n, m, k)
+            out["curve_terms"].append(curve_n)
+            out["ace_terms"].append(at_n - uniform_doer_average(curve_n)[:, None])
         for name, val in curves.items():
             curve = val[: k * grid].reshape(k, grid)
-            base = (curve.sum(1) - 0.5 * (curve[:, 0] + curve[:, -1])) / (grid - 1)
+            base = uniform_doer_average(curve)
             if exact:
                 at = val[k * grid:].reshape(k, m_seq).T
             else:
@@ -582,9 +623,11 @@ def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torc
             if name == "taylor":
                 out["baseline"].append(base)
         out["grid"].append(g)
+    terms = ((torch.stack(out["ace_terms"], 2), torch.stack(out["curve_terms"], 1)) if per_sequence
+             else (None, None))
     return AttributionMap(torch.stack(out["ace"], 1), torch.stack(out["ace_mc"], 1), torch.stack(out["baseline"]),
                           torch.tensor(t_hats), torch.stack(out["grid"]), torch.stack(out["curve"]),
-                          torch.stack(out["curve_mc"]))
+                          torch.stack(out["curve_mc"]), *terms)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -165,6 +165,34 @@ def test_attribution_map_exact_and_interpolated_agree(data, tiny_gru):
     torch.testing.assert_close(am.baseline[1, 0], torch.trapezoid(res.taylor, g) / (g[-1] - g[0]))
 
 
+def test_attribution_map_per_sequence_terms(data, tiny_gru):
+    """The per-sequence Monte Carlo terms average to the map, and each is one rollout's own contrast."""
+    am = R.causal_attribution_map(tiny_gru, data, data[:3], t=6, t_hats=[4, 6], grid=5, per_sequence=True)
+    n = data.shape[0]
+    assert am.ace_mc_terms.shape == (n, 3, 2, 2) and am.curve_mc_terms.shape == (n, 2, 2, 5)
+    torch.testing.assert_close(am.ace_mc_terms.mean(0), am.ace_mc)
+    torch.testing.assert_close(am.curve_mc_terms.mean(0), am.curve_mc)
+    # one term by brute force: data sequence 2, explained sequence 1, t_hat = 4, channel 1
+    g = am.grid[0, 1]
+    at = R.interventional_expectation_rnn(tiny_gru, data, t_hat=4, feature=1, alphas=data[1, 4, 1:2], t=6)
+    curve = R.interventional_expectation_rnn(tiny_gru, data, t_hat=4, feature=1, alphas=g, t=6)
+    expected = at.outputs[0, 2] - torch.trapezoid(curve.outputs[:, 2], g) / (g[-1] - g[0])
+    torch.testing.assert_close(am.ace_mc_terms[2, 1, 0, 1], expected)
+    assert R.causal_attribution_map(tiny_gru, data, data[:3], t=6, t_hats=[6], grid=5).ace_mc_terms is None
+    with pytest.raises(ValueError, match="exact"):
+        R.causal_attribution_map(tiny_gru, data, data[:3], t=6, grid=5, exact=False, per_sequence=True)
+
+
+def test_uniform_doer_average():
+    g = torch.linspace(-1.0, 2.0, 31, dtype=torch.float64)
+    curve = torch.stack([3 * g + 1, g ** 2])                    # averages over [-1, 2]: 2.5 and 1 (+ trapezoid error)
+    avg = R.uniform_doer_average(curve)
+    torch.testing.assert_close(avg, torch.trapezoid(curve, g) / 3.0)
+    assert abs(float(avg[0]) - 2.5) < 1e-12 and abs(float(avg[1]) - 1.0) < 1e-2
+    with pytest.raises(ValueError, match="grid points"):
+        R.uniform_doer_average(torch.ones(3, 1))
+
+
 def test_last_step_output_and_training():
     g = torch.Generator().manual_seed(0)
     seqs = cb.datasets.make_sign_sequences(256, generator=g)
@@ -191,8 +219,8 @@ def test_last_step_output_and_training():
     (dict(t_hat=3, feature=[0, 1, 0], alphas=[0.0, 1.0], t=5), "one per alpha"),
     (dict(t_hat=3, feature=0, alphas=[float("nan")], t=5), "alphas"),
     (dict(t_hat=3, feature=0, alphas=[], t=5), "alphas"),
-    (dict(t_hat=3, feature=0, alphas=[0.0], t=5, lag=1), "lag window"),
-    (dict(t_hat=3, feature=0, alphas=[0.0], t=5, lag=6), "lag"),
+    (dict(t_hat=3, feature=0, alphas=[0.0], t=5, covariance_window=1), "covariance window"),
+    (dict(t_hat=3, feature=0, alphas=[0.0], t=5, covariance_window=6), "covariance_window"),
     (dict(t_hat=3, feature=0, alphas=[0.0], t=5, output=2), "output"),
 ])
 def test_bad_input_algorithm2(data, tiny_gru, kwargs, match):
@@ -250,9 +278,9 @@ def test_lag_tau_norm_criterion_and_full_lag_window(data, tiny_gru):
     with pytest.raises(ValueError, match="criterion"):
         R.lag_tau(model, torch.randn(4, 9, 2), 8, criterion="trace")
     full = R.interventional_expectation_rnn(tiny_gru, data, t_hat=3, feature=0, alphas=[0.5], t=6)
-    same = R.interventional_expectation_rnn(tiny_gru, data, t_hat=3, feature=0, alphas=[0.5], t=6, lag=6)
+    same = R.interventional_expectation_rnn(tiny_gru, data, t_hat=3, feature=0, alphas=[0.5], t=6, covariance_window=6)
     torch.testing.assert_close(full.taylor, same.taylor)
-    short = R.interventional_expectation_rnn(tiny_gru, data, t_hat=3, feature=0, alphas=[0.5], t=6, lag=3)
+    short = R.interventional_expectation_rnn(tiny_gru, data, t_hat=3, feature=0, alphas=[0.5], t=6, covariance_window=3)
     assert float(short.cov[0, :6].abs().max()) == 0.0 and float(short.cov[0, 6:, 6:].abs().max()) > 0
 
 
