@@ -37,8 +37,8 @@ with warnings.catch_warnings():
 
 from .utils import as_float_tensor, check_positive_int
 
-__all__ = ["check_output_function", "gradients", "integrated_gradients", "IG_METHODS", "AceMap", "ace_map",
-           "local_ace", "CausalACE", "make_mlp", "train_classifier", "iris_classifier"]
+__all__ = ["check_output_function", "gradients", "integrated_gradients", "IG_METHODS", "AceMap",
+           "uniform_doer_average", "ace_map", "local_ace", "CausalACE", "make_mlp", "train_classifier", "iris_classifier"]
 
 #: Quadrature rules Captum offers for the IG path integral.
 IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
@@ -201,6 +201,23 @@ def _moments(data, mean, cov, method):
     return None, mean, as_float_tensor(cov, "cov"), mean.shape[-1]
 
 
+def uniform_doer_average(curve: torch.Tensor) -> torch.Tensor:
+    """The baseline of Eq. 1 under a uniform doer: the trapezoid average of ``curve`` over its last axis.
+
+    ``curve[..., j]`` holds ``E[y | do(x_i = alpha_j)]`` on evenly spaced ``alpha_0 < ... < alpha_{g-1}``;
+    the result, of shape ``curve.shape[:-1]``, is the trapezoid rule for the mean of the curve over
+    ``[alpha_0, alpha_{g-1}]``: ``(sum_j curve_j - (curve_0 + curve_{g-1}) / 2) / (g - 1)``. Used by
+    :func:`ace_map` and :func:`causalbook_lib.recurrent.causal_attribution_map`.
+
+    Raises:
+        ValueError: ``curve`` is not a tensor with at least two grid points on its last axis.
+    """
+    if not isinstance(curve, torch.Tensor) or curve.dim() < 1 or curve.shape[-1] < 2:
+        got = tuple(curve.shape) if isinstance(curve, torch.Tensor) else type(curve).__name__
+        raise ValueError(f"curve must be a tensor whose last axis has >= 2 grid points, got {got}")
+    return torch.trapezoid(curve, dx=1.0 / (curve.shape[-1] - 1), dim=-1)
+
+
 def ace_map(f: Callable, low, high, *, num: int = 100, data=None, mean=None, cov=None,
             method: str = "hvp", output_range=None) -> AceMap:
     """Interventional expectations and ACE (Eq. 1) of every input feature on one output, on a grid.
@@ -235,7 +252,7 @@ def ace_map(f: Callable, low, high, *, num: int = 100, data=None, mean=None, cov
     expect = torch.stack([_expectation(f, i, alphas[i], mean=mean, cov=cov, data=d, method=method,
                                        output_range=output_range)
                           for i in range(k)]).to(torch.float64)
-    base = torch.trapezoid(expect, steps, dim=1)
+    base = uniform_doer_average(expect)
     return AceMap(alphas, expect, base, expect - base[:, None])
 
 

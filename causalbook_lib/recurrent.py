@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.func import grad, jvp
 
+from .attribution import uniform_doer_average
 from .utils import check_finite, check_positive_int
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "interventional_expectation_rnn",
     "AttributionMap",
     "causal_attribution_map",
-    "uniform_doer_average",
     "lag_jacobian_determinants",
     "lag_tau",
 ]
@@ -516,7 +516,8 @@ class AttributionMap:
         ace_mc_terms, curve_mc_terms: with ``per_sequence=True``, the contribution of each of the ``n``
             rolled-out data sequences, shapes ``(n, m, len(t_hats), k)`` and ``(n, len(t_hats), k, grid)``:
             ``ace_mc`` and ``curve_mc`` are their means over the first axis (for bootstraps over the
-            data sequences, or another doer grid through :func:`uniform_doer_average`); otherwise None.
+            data sequences, or another doer grid through
+            :func:`~causalbook_lib.attribution.uniform_doer_average`); otherwise None.
     """
 
     ace: torch.Tensor
@@ -528,21 +529,6 @@ class AttributionMap:
     curve_mc: torch.Tensor
     ace_mc_terms: torch.Tensor | None = None
     curve_mc_terms: torch.Tensor | None = None
-
-
-def uniform_doer_average(curve: torch.Tensor) -> torch.Tensor:
-    """The baseline of Eq. 1 under a uniform doer: the trapezoid average of ``curve`` over its last axis.
-
-    ``curve[..., j]`` holds ``E[y | do(x = alpha_j)]`` on evenly spaced ``alpha_0 < ... < alpha_{g-1}``;
-    the result is ``(1 / (g - 1)) (sum_j curve_j - (curve_0 + curve_{g-1}) / 2)``, shape ``curve.shape[:-1]``.
-
-    Raises:
-        ValueError: fewer than two grid points.
-    """
-    if not isinstance(curve, torch.Tensor) or curve.dim() < 1 or curve.shape[-1] < 2:
-        raise ValueError(f"curve must be a tensor whose last axis has >= 2 grid points, got "
-                         f"{tuple(curve.shape) if isinstance(curve, torch.Tensor) else type(curve).__name__}")
-    return (curve.sum(-1) - 0.5 * (curve[..., 0] + curve[..., -1])) / (curve.shape[-1] - 1)
 
 
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:

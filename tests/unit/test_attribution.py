@@ -239,3 +239,13 @@ def test_causal_ace_validates():
         explainer.attribute(data[:2], target=[0], data=data)
     with pytest.raises(ValueError, match="give target"):
         explainer.attribute(data[:2], data=data)
+
+
+def test_uniform_doer_average():
+    g = torch.linspace(-1.0, 2.0, 31, dtype=torch.float64)
+    curve = torch.stack([3 * g + 1, g ** 2])                    # averages over [-1, 2]: 2.5 and 1 (+ trapezoid error)
+    avg = A.uniform_doer_average(curve)
+    torch.testing.assert_close(avg, torch.trapezoid(curve, g) / 3.0)
+    assert abs(float(avg[0]) - 2.5) < 1e-12 and abs(float(avg[1]) - 1.0) < 1e-2
+    with pytest.raises(ValueError, match="grid points"):
+        A.uniform_doer_average(torch.ones(3, 1))

@@ -183,15 +183,6 @@ def test_attribution_map_per_sequence_terms(data, tiny_gru):
         R.causal_attribution_map(tiny_gru, data, data[:3], t=6, grid=5, exact=False, per_sequence=True)
 
 
-def test_uniform_doer_average():
-    g = torch.linspace(-1.0, 2.0, 31, dtype=torch.float64)
-    curve = torch.stack([3 * g + 1, g ** 2])                    # averages over [-1, 2]: 2.5 and 1 (+ trapezoid error)
-    avg = R.uniform_doer_average(curve)
-    torch.testing.assert_close(avg, torch.trapezoid(curve, g) / 3.0)
-    assert abs(float(avg[0]) - 2.5) < 1e-12 and abs(float(avg[1]) - 1.0) < 1e-2
-    with pytest.raises(ValueError, match="grid points"):
-        R.uniform_doer_average(torch.ones(3, 1))
-
 
 def test_last_step_output_and_training():
     g = torch.Generator().manual_seed(0)
