@@ -138,7 +138,8 @@ def _resolve(app, doctree, fromdocname):
     summary += nodes.Text(
         f"{len(ledger)} claim{'' if len(ledger) == 1 else 's'}: {counts['reproduces']} reproduce, {counts['differs']} differ, "
         f"{counts['beyond']} go beyond the papers, {counts['demonstration']} "
-        f"{'is a demonstration' if counts['demonstration'] == 1 else 'are demonstrations'}. In this build {checks['pass']} checks passed, "
+        f"{'is a demonstration' if counts['demonstration'] == 1 else 'are demonstrations'}, "
+        f"{counts['degenerate']} pass only in a degenerate regime. In this build {checks['pass']} checks passed, "
         f"{checks['FAIL']} failed and {checks['not run']} were not run.")
     content.append(summary)
     sweep = _robustness(app)

@@ -11,7 +11,10 @@ meet, the ``chapter`` (a notebook stem such as ``01-structural-causal-models``) 
 * ``beyond``: a check the paper does not make (a ground truth, an exact value, a new experiment);
 * ``demonstration``: a check that illustrates a statement but holds by construction, so it could
   not fail if the statement were false (``explanation`` says why). It is still run and recorded,
-  but it is not evidence for the claim.
+  but it is not evidence for the claim;
+* ``degenerate``: a check that passes, but in a regime where it tests little (for example, the
+  factors it compares against have collapsed, so one side of the comparison is zero whatever the
+  method does); ``explanation`` names the regime and what would make the check a real test.
 
 A notebook calls :func:`check` with a claim id and the value it measured. The call shows the
 paper's value, ours and the criterion side by side and writes the result to
@@ -69,7 +72,7 @@ LEDGER_ENV = "CAUSALBOOK_LEDGER"
 BOOK = "book"
 _UNSET = object()
 _chosen: Any = _UNSET  # what use_ledger() set: _UNSET (default), None (no ledger) or a tuple of sources
-STATUSES = ("reproduces", "differs", "beyond", "demonstration")
+STATUSES = ("reproduces", "differs", "beyond", "demonstration", "degenerate")
 _REQUIRED = ("id", "citation", "where", "statement", "paper", "criterion", "chapter", "status")
 _COMPARISONS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
 
@@ -82,9 +85,10 @@ def _validate_entry(entry: dict, index: int) -> None:
         raise ValueError(f"ledger entry {entry.get('id', f'#{index}')!r} lacks the key(s) {missing}")
     if entry["status"] not in STATUSES:
         raise ValueError(f"ledger entry {entry['id']!r}: status must be one of {STATUSES}, got {entry['status']!r}")
-    if entry["status"] in ("differs", "demonstration") and not entry.get("explanation"):
+    if entry["status"] in ("differs", "demonstration", "degenerate") and not entry.get("explanation"):
         raise ValueError(f"ledger entry {entry['id']!r}: a {entry['status']!r} claim needs an 'explanation' "
-                         "(why the paper's value does not hold, or why the check holds by construction)")
+                         "(why the paper's value does not hold, why the check holds by construction, "
+                         "or in which degenerate regime it passes)")
     crit = entry["criterion"]
     if not isinstance(crit, dict) or "op" not in crit:
         raise ValueError(f"ledger entry {entry['id']!r}: criterion must be a mapping with an 'op'")

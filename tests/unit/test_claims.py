@@ -113,6 +113,7 @@ def test_unknown_id_and_wrong_shape_are_value_errors(ledger):
     (dict(BASE, id="x", paper=1.0, status="maybe", criterion={"op": ">=", "threshold": 0}), "status"),
     (dict(BASE, id="x", paper=1.0, status="differs", criterion={"op": ">=", "threshold": 0}), "explanation"),
     (dict(BASE, id="x", paper=1.0, status="demonstration", criterion={"op": ">=", "threshold": 0}), "by construction"),
+    (dict(BASE, id="x", paper=1.0, status="degenerate", criterion={"op": ">=", "threshold": 0}), "degenerate regime"),
     ({"id": "x"}, "lacks"),
 ])
 def test_ledger_validation(tmp_path, bad, msg):
