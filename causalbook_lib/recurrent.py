@@ -1,4 +1,4 @@
-"""Recurrent networks as SCMs: Algorithm 2 with outputs fed back, and the lag tau (Part III).
+"""Recurrent networks as SCMs: Algorithm 2 with outputs fed back, and the lag tau heuristic (Part III).
 
 Chattopadhyay et al. (2019, Sec. 3, Sec. 4.5, App. A.4.2, Prop. 3) unfold a recurrent network in
 time. After the hidden states are marginalised out, the output ``y^t`` is a function
@@ -620,20 +620,22 @@ def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torc
 # The lag tau (Prop. 3)
 # --------------------------------------------------------------------------------------------------
 def lag_jacobian_determinants(model: nn.Module, x: torch.Tensor, t: int, *, criterion: str = "det") -> torch.Tensor:
-    """``|det(d y^t / d x^{t-k})|`` for every sequence and every ``k = 0, ..., t`` (Prop. 3).
+    """``|det(d y^t / d x^{t-l})|`` for every sequence and every lag ``l = 0, ..., t`` (Prop. 3).
 
     The inputs are treated as free variables of the unfolded network (teacher forcing, no feedback),
-    as in the reduced SCM. One backward pass per output channel gives the gradient of ``y^t`` with
-    respect to every earlier input of every sequence at once (sequences do not interact, so the
-    gradient of the batch sum is the batch of gradients); the ``k_out x k`` Jacobian blocks are
-    then stacked and their determinants taken in one batched call.
+    as in the reduced SCM: this is the partial derivative with the other inputs held fixed, not the
+    total derivative through fed-back outputs (chapter 07 computes that variant). One backward pass
+    per output channel gives the gradient of ``y^t`` with respect to every earlier input of every
+    sequence at once (sequences do not interact, so the gradient of the batch sum is the batch of
+    gradients); the ``k_out x k`` Jacobian blocks are then stacked and their determinants taken in
+    one batched call.
 
     Args:
         model: a recurrent model with as many output channels as input channels (square Jacobians).
         x: sequences, shape ``(n, T, k)``; t: output time in ``[0, T - 1]``.
         criterion: ``"det"`` (the default) or ``"norm"`` (the Frobenius norm of each block instead).
 
-    Returns: shape ``(n, t + 1)``; column ``k`` is the lag ``k`` (float64).
+    Returns: shape ``(n, t + 1)``; column ``l`` is the lag ``l`` (float64).
 
     Raises:
         ValueError: bad shapes or time index, or non-square Jacobians.
@@ -658,15 +660,19 @@ def lag_jacobian_determinants(model: nn.Module, x: torch.Tensor, t: int, *, crit
 
 def lag_tau(model: nn.Module, x: torch.Tensor, t: int, *, rtol: float = 1e-3,
             criterion: str = "det") -> tuple[float, torch.Tensor]:
-    """The lag tau of Prop. 3: ``tau = E_x[max{k : |det(d y^t / d x^{t-k})| > 0}]``.
+    """The lag tau of Prop. 3 (a heuristic): ``tau = E_x[max{l : |det(d y^t / d x^{t-l})| > 0}]``.
 
-    In floating point (and for any contracting recurrent net) the determinant of a far-away lag is
-    tiny but rarely exactly zero, so "> 0" is read as ``> rtol * max_j |det_j|`` per sequence;
-    ``rtol = 0`` is the literal criterion. For a model with a finite memory (:class:`DelayLineRNN`)
-    every ``rtol`` in ``[0, 1)`` small enough returns the true lag. ``criterion="norm"`` replaces the
-    determinant by the Frobenius norm of the Jacobian block (a variant beyond the paper: the
-    determinant of a ``k x k`` block is a product of ``k`` singular values and vanishes as soon as
-    one channel stops mattering, the norm does not).
+    Prop. 3 is not a theorem, and its literal criterion is degenerate for the networks it targets:
+    for an analytic recurrent net (tanh / sigmoid GRU or LSTM) the determinant is a real-analytic
+    function of the inputs that is not identically zero (for generic weights), so it is nonzero
+    almost everywhere and the literal tau equals ``t`` for almost every input. That is mathematics,
+    not round-off (floating point can only shorten tau, by underflow). Two choices of this book, not
+    of the paper, make tau usable: "> 0" is read as ``> rtol * max_l |det_l|`` per sequence
+    (``rtol = 0`` is the literal criterion), and ``criterion="norm"`` replaces the determinant by
+    the Frobenius norm of the Jacobian block (the determinant of a ``k x k`` block is a product of
+    ``k`` singular values and vanishes as soon as one channel stops mattering, the norm does not).
+    For a model with a finite memory (:class:`DelayLineRNN`) the blocks beyond its lag are exactly
+    zero, and every ``rtol`` in ``[0, 1)`` small enough returns the true lag.
 
     Args:
         model, x, t: as in :func:`lag_jacobian_determinants`.
