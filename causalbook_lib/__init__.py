@@ -17,6 +17,7 @@ from . import (  # noqa: E402
     infoflow,
     interventions,
     invariance,
+    models,
     plotting,
     recurrent,
     regressors,
@@ -28,6 +29,6 @@ from . import (  # noqa: E402
 
 __all__ = [
     "__version__", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "feature_effects",
-    "generative", "graphs", "infoflow", "interventions", "invariance", "plotting", "recurrent", "regressors",
-    "robustness", "scm", "shapley", "utils",
+    "generative", "graphs", "infoflow", "interventions", "invariance", "models", "plotting", "recurrent",
+    "regressors", "robustness", "scm", "shapley", "utils",
 ]

@@ -386,7 +386,6 @@ def sweep_effect_strength(sweeps: torch.Tensor) -> torch.Tensor:
 __all__ += [
     "DigitCNN",
     "train_digit_classifier",
-    "accuracy",
     "ExplanationVAE",
     "negative_elbo",
     "ExplainerHistory",
@@ -469,20 +468,6 @@ def train_digit_classifier(x, y, n_classes: int, *, steps: int = 1500, batch_siz
     model.eval()
     model.requires_grad_(False)
     return model
-
-
-def accuracy(classifier: Callable[[torch.Tensor], torch.Tensor], x, y) -> float:
-    """Fraction of rows of ``x`` whose most probable class under ``classifier`` equals ``y``.
-
-    Raises:
-        ValueError: on bad shapes, or a classifier output that is not ``(n, M)``.
-    """
-    x, y = _check_xy(x, y)
-    with torch.no_grad():
-        p = classifier(x)
-    if p.dim() != 2 or p.shape[0] != x.shape[0]:
-        raise ValueError(f"classifier must return shape (n, M), got {tuple(p.shape)}")
-    return float((p.argmax(-1) == y).double().mean())
 
 
 class ExplanationVAE(nn.Module):

@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from .datasets.synthetic import LoanSCMParameters
+from .models import accuracy
 from .utils import check_positive_int
 
 __all__ = [
     "GaussianGenerativeClassifier",
     "make_mlp",
     "train_mlp_classifier",
-    "accuracy",
     "margin_loss",
     "fgsm",
     "pgd",
@@ -158,13 +158,6 @@ def train_mlp_classifier(x, y, *, hidden: int = 128, epochs: int = 150, batch_si
             loss.backward()
             opt.step()
     return model.eval()
-
-
-@torch.no_grad()
-def accuracy(model: Callable, x, y) -> float:
-    """Fraction of rows of ``x`` whose arg-max logit equals ``y``."""
-    x, y = _check_xy(x, y)
-    return float((model(x.to(torch.float64)).argmax(1) == y).to(torch.float64).mean())
 
 
 # --------------------------------------------------------------------------------------------

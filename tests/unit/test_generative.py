@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import causalbook_lib as cb
 from causalbook_lib import generative as G
 
 
@@ -135,11 +136,11 @@ def test_digit_cnn_and_accuracy():
     assert not clf.training and not any(p.requires_grad for p in clf.parameters())
     p = clf(x)
     assert torch.allclose(p.sum(-1), torch.ones(60), atol=1e-6)
-    assert G.accuracy(clf, x, y) == 1.0
+    assert cb.models.accuracy(clf, x, y) == 1.0
     assert torch.equal(clf(x), clf(x))                   # eval mode: deterministic
-    assert G.accuracy(StepClassifier(), x, 1 - y) == 0.0
+    assert cb.models.accuracy(StepClassifier(), x, 1 - y) == 0.0
     with pytest.raises(ValueError):
-        G.accuracy(clf, x, y[:5])
+        cb.models.accuracy(clf, x, y[:5])
     with pytest.raises(ValueError):
         G.train_digit_classifier(x, y + 1, 2)
 
@@ -194,7 +195,7 @@ def test_resampled_factor_accuracy_brute_force():
             acc = float((clf(vae.decode(z)).argmax(-1) == y).double().mean())
             assert math.isclose(acc, res.per_factor[i])
         assert math.isclose(res.reencoded, float((clf(vae.decode(mu)).argmax(-1) == y).double().mean()))
-    assert math.isclose(res.original, G.accuracy(clf, x, y))
+    assert math.isclose(res.original, cb.models.accuracy(clf, x, y))
     with pytest.raises(ValueError):
         G.resampled_factor_accuracy(vae, clf, x[:, :8], y)
 

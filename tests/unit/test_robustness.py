@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+import causalbook_lib as cb
 from causalbook_lib import robustness as rb
 from causalbook_lib.datasets import LoanSCMParameters, loan_feature_scm, sample_loan_data
 
@@ -49,7 +50,7 @@ def test_generative_classifier_logits_are_bayes(gaussian_data):
         pca = PCA(n_components=2).fit(x[y == c].numpy())
         ref = multivariate_normal(pca.mean_, pca.get_covariance()).logpdf(x[:5].numpy()) + np.log(float((y == c).double().mean()))
         np.testing.assert_allclose(logits[:, c].numpy(), ref, atol=1e-8)
-    assert rb.accuracy(model, x, y) == 1.0
+    assert cb.models.accuracy(model, x, y) == 1.0
 
 
 def test_generative_classifier_rejects_bad_input(gaussian_data):
@@ -71,7 +72,7 @@ def test_mlp_learns_separable_data(gaussian_data):
     x, y = gaussian_data
     torch.manual_seed(0)
     mlp = rb.train_mlp_classifier(x, y, hidden=16, epochs=100, lr=1e-2, generator=torch.Generator().manual_seed(0))
-    assert rb.accuracy(mlp, x, y) >= 0.99
+    assert cb.models.accuracy(mlp, x, y) >= 0.99
     with pytest.raises(ValueError):
         rb.train_mlp_classifier(x, y, lr=0.0)
     with pytest.raises(ValueError):
@@ -143,7 +144,7 @@ def test_accuracy_under_attack_starts_at_clean_accuracy():
     x = torch.rand(50, 2, generator=g, dtype=F64)
     y = (x[:, 1] > x[:, 0]).long()
     acc = rb.accuracy_under_attack(model, x, y, [0.0, 0.05, 0.1, 0.5], "pgd", steps=10)
-    assert float(acc[0]) == rb.accuracy(model, x, y) == 1.0
+    assert float(acc[0]) == cb.models.accuracy(model, x, y) == 1.0
     assert bool((acc[1:] <= acc[:-1] + 1e-12).all()) and float(acc[-1]) == 0.0
     with pytest.raises(ValueError):
         rb.accuracy_under_attack(model, x, y, [0.1], "cw")

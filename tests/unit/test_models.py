@@ -1,0 +1,49 @@
+"""cb.models.accuracy: one definition of classification accuracy, in the model's dtype and device."""
+import pytest
+import torch
+from torch import nn
+
+import causalbook_lib as cb
+
+
+def _net(dtype):
+    net = nn.Linear(3, 2).to(dtype)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]))
+        net.bias.zero_()
+    return net
+
+
+@pytest.mark.parametrize("model_dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("input_dtype", [torch.float32, torch.float64])
+def test_accuracy_follows_the_model_dtype(model_dtype, input_dtype):
+    x = torch.tensor([[1.0, 0, 0], [-1.0, 0, 0], [2.0, 5, 5], [-0.5, 1, 1]], dtype=input_dtype)
+    y = torch.tensor([0, 1, 1, 1])                 # the third row is labelled wrongly
+    assert cb.models.accuracy(_net(model_dtype), x, y) == 0.75
+    assert cb.models.accuracy(_net(model_dtype), x, y, chunk_size=3) == 0.75
+
+
+def test_accuracy_takes_plain_callables_and_probabilities():
+    x = torch.linspace(-1, 1, 10)[:, None]
+    probs = lambda v: torch.cat([torch.sigmoid(-5 * v), torch.sigmoid(5 * v)], 1)  # noqa: E731
+    y = (x[:, 0] > 0).long()
+    assert cb.models.accuracy(probs, x, y) == 1.0
+    assert cb.models.accuracy(probs, x, 1 - y) == 0.0
+
+
+@pytest.mark.parametrize("args, match", [
+    ((torch.zeros(4, 3), torch.zeros(3, dtype=torch.long)), "labels"),
+    ((torch.zeros(4, 3), torch.zeros(4)), "labels"),
+    ((torch.full((4, 3), float("nan")), torch.zeros(4, dtype=torch.long)), "inputs"),
+    ((torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)), "inputs"),
+])
+def test_accuracy_validates_its_inputs(args, match):
+    with pytest.raises(ValueError, match=match):
+        cb.models.accuracy(_net(torch.float32), *args)
+
+
+def test_accuracy_rejects_scores_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"\(n, M\)"):
+        cb.models.accuracy(lambda v: v[:, 0], torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="callable"):
+        cb.models.accuracy("net", torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
