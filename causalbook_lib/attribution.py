@@ -35,7 +35,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="IProgress not found")
     from captum.attr import Attribution
 
-from .utils import as_float_tensor, check_positive_int
+from .utils import as_float_tensor, check_finite, check_positive_int
 
 __all__ = ["check_output_function", "gradients", "integrated_gradients", "IG_METHODS", "AceMap",
            "uniform_doer_average", "ace_map", "local_ace", "CausalACE", "make_mlp", "train_classifier", "iris_classifier"]
@@ -45,7 +45,12 @@ IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapez
 
 
 def _as_batch(x, name: str) -> tuple[torch.Tensor, bool]:
-    t = as_float_tensor(x, name)
+    """``x`` as an (n, k) batch: a floating tensor keeps its dtype and device, anything else becomes float64."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        check_finite(x, name)
+        t = x
+    else:
+        t = as_float_tensor(x, name)
     if t.dim() == 1:
         return t.unsqueeze(0), True
     if t.dim() != 2:
@@ -73,7 +78,9 @@ def check_output_function(f: Callable, x: torch.Tensor, name: str = "f") -> torc
 def gradients(f: Callable, x) -> torch.Tensor:
     """Plain gradients :math:`\\nabla_x f` at each row of ``x`` (saliency; :doc:`chapter 03 </notebooks/03-gradients-and-ig>`).
 
-    Batched with ``torch.func.vmap`` over ``torch.func.grad``; computed in float64.
+    Batched with ``torch.func.vmap`` over ``torch.func.grad``; computed in the dtype and on the device
+    of ``x`` when it is a floating tensor (float64 for lists and integer tensors), so ``f`` must
+    accept that dtype (a float32 network takes float32 inputs).
 
     Args:
         f: output function, (n, k) -> (n,); it must be composable with ``torch.func`` (plain torch ops
@@ -115,7 +122,8 @@ def integrated_gradients(f: Callable, x, baseline, *, method: str = "gausslegend
             :math:`\\sum_i \\mathrm{IG}_i - (f(x) - f(x'))` per row.
 
     Returns:
-        float64 attributions with the shape of ``x`` (and the gap, shape (n,) or scalar, if requested).
+        attributions with the shape, dtype and device of ``x`` (float64 unless ``x`` is a floating
+        tensor), and the gap, shape (n,) or scalar, if requested.
 
     Raises:
         ValueError: unknown method, bad shapes, non-finite values, or a wrong-shaped ``f``.
@@ -128,7 +136,7 @@ def integrated_gradients(f: Callable, x, baseline, *, method: str = "gausslegend
         raise ValueError(f"method must be one of {IG_METHODS}, got {method!r}")
     n_steps = check_positive_int(n_steps, "n_steps", minimum=1 if method == "gausslegendre" else 2)
     xb, single = _as_batch(x, "x")
-    base = as_float_tensor(baseline, "baseline")
+    base = as_float_tensor(baseline, "baseline", dtype=xb.dtype).to(xb.device)
     try:
         base = torch.broadcast_to(base, xb.shape).clone()
     except RuntimeError as exc:

@@ -1,4 +1,6 @@
 """Unit tests for causalbook_lib.attribution (gradients, IG via Captum, ACE maps; chapters 03-05)."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -249,3 +251,22 @@ def test_uniform_doer_average():
     assert abs(float(avg[0]) - 2.5) < 1e-12 and abs(float(avg[1]) - 1.0) < 1e-2
     with pytest.raises(ValueError, match="grid points"):
         A.uniform_doer_average(torch.ones(3, 1))
+
+
+def test_gradients_and_ig_compute_in_the_dtype_of_the_inputs():
+    """A float32 network with float32 inputs works (it used to fail: inputs were cast to float64), and
+    agrees with the same network in float64 to float32 precision."""
+    torch.manual_seed(0)
+    net32 = A.make_mlp([4, 8, 3], "tanh")
+    net64 = copy.deepcopy(net32).double()
+    x64 = torch.rand(5, 4, dtype=torch.float64)
+    out = {}
+    for dtype, net in ((torch.float32, net32), (torch.float64, net64)):
+        x = x64.to(dtype)
+        f = lambda v, net=net: net(v)[:, 1]  # noqa: E731
+        g = A.gradients(f, x)
+        ig = A.integrated_gradients(f, x, torch.zeros(4), method="gausslegendre", n_steps=20)
+        assert g.dtype == ig.dtype == dtype and g.shape == ig.shape == x.shape
+        out[dtype] = (g, ig)
+    for a, b in zip(out[torch.float32], out[torch.float64]):
+        torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-5)
