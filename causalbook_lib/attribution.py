@@ -17,8 +17,7 @@ Three kinds of attribution of an output function ``f`` (a callable mapping a ten
   (``CausalACE(forward_func).attribute(inputs, target=c, data=X)``), for one's own PyTorch models
   and for Captum's metrics and visualisation.
 
-It also holds the two small helpers the Part II chapters train their classifiers with
-(:func:`make_mlp`, :func:`train_classifier`).
+The classifiers that Part II explains are built and trained by :mod:`causalbook_lib.models`.
 """
 from __future__ import annotations
 
@@ -38,7 +37,7 @@ with warnings.catch_warnings():
 from .utils import as_float_tensor, check_finite, check_positive_int
 
 __all__ = ["check_output_function", "gradients", "integrated_gradients", "IG_METHODS", "AceMap",
-           "uniform_doer_average", "ace_map", "local_ace", "CausalACE", "make_mlp", "train_classifier", "iris_classifier"]
+           "uniform_doer_average", "ace_map", "local_ace", "CausalACE"]
 
 #: Quadrature rules Captum offers for the IG path integral.
 IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
@@ -378,105 +377,3 @@ class CausalACE(Attribution):
             out = local_ace(_target_output(self.forward_func, target), inputs.detach(), low, high, **kw)
         out = out.to(dtype=inputs.dtype, device=inputs.device)
         return (out,) if as_tuple else out
-
-
-def make_mlp(sizes, activation: str = "relu", *, dtype: torch.dtype = torch.float32) -> nn.Sequential:
-    """A fully connected network with layer sizes ``sizes`` (e.g. ``[4, 8, 3]``) and ``activation``
-    (``"relu"``, ``"tanh"``, ``"softplus"`` or ``"gelu"``) between layers; the last layer is linear."""
-    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "gelu": nn.GELU}
-    if activation not in acts:
-        raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
-    sizes = [check_positive_int(s, "layer size") for s in sizes]
-    if len(sizes) < 2:
-        raise ValueError(f"sizes must list at least an input and an output size, got {sizes}")
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b, dtype=dtype))
-        if i < len(sizes) - 2:
-            layers.append(acts[activation]())
-    return nn.Sequential(*layers)
-
-
-def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 500,
-                     batch_size: int | None = None, lr: float = 3e-4, weight_decay: float = 1e-4,
-                     seed: int = 0) -> list[float]:
-    """Train ``model`` (logits out) with cross-entropy and Adam; return the loss of each epoch.
-
-    ``batch_size=None`` trains on the full batch (one step per epoch); otherwise each epoch visits the
-    rows in a seeded random order. Runs on one thread (restored afterwards): for small networks that
-    is the fastest setting. Used for the Iris classifiers of Part II.
-
-    Raises:
-        ValueError: shapes of ``x`` (n, k) and ``y`` (n,) that do not match, or bad hyper-parameters.
-    """
-    if x.dim() != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"x must be (n, k) and y (n,), got {tuple(x.shape)} and {tuple(y.shape)}")
-    epochs = check_positive_int(epochs, "epochs")
-    n = x.shape[0]
-    bs = n if batch_size is None else check_positive_int(batch_size, "batch_size")
-    if not lr > 0 or not weight_decay >= 0:
-        raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {lr} and {weight_decay}")
-    gen = torch.Generator().manual_seed(seed)
-    params = list(model.parameters())
-    # PyTorch's fused Adam (one kernel per step, not one per tensor and operation) halves the training
-    # time of the Iris network, whose steps are all overhead; it exists for CPU and CUDA tensors.
-    fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
-    loss_fn = nn.CrossEntropyLoss()
-    losses = []
-    model.train()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batches: one thread is fastest and immune to a busy machine
-    try:
-        for _ in range(epochs):
-            order = torch.randperm(n, generator=gen) if bs < n else torch.arange(n)
-            total = 0.0
-            for start in range(0, n, bs):
-                idx = order[start:start + bs]
-                opt.zero_grad()
-                loss = loss_fn(model(x[idx]), y[idx])
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            losses.append(total / n)
-    finally:
-        torch.set_num_threads(threads)
-    model.eval()
-    return losses
-
-
-def iris_classifier(activation: str = "relu", *, seed: int = 0, epochs: int = 500, batch_size: int = 10,
-                    lr: float = 3e-3, weight_decay: float = 1e-4):
-    """The Iris classifier of Part II: a 4-8-3 MLP on min-max scaled iris (Chattopadhyay et al., Sec. 5.1).
-
-    The authors trained a ReLU 4-8-3 network with Adam (lr 3e-4, weight decay 1e-4) for 500 epochs
-    with batch size 1 (75,000 steps). The book keeps the architecture, the optimiser, the weight decay
-    and the 500 epochs, but uses batches of 10 and scales the learning rate by the same factor
-    (3e-3, the linear scaling rule): the same learning rate per example with ten times fewer steps,
-    which a laptop trains in seconds. Chapters :doc:`04 </notebooks/04-interventional-expectations>` and
-    :doc:`05 </notebooks/05-causal-regressors>` use it.
-
-    Args:
-        activation: ``"relu"`` (as in the paper) or a smooth variant (``"tanh"``, ``"softplus"``, ``"gelu"``).
-        seed: seed of the initialisation and of the batch order.
-        epochs, batch_size, lr, weight_decay: training settings (defaults as described above).
-
-    Returns:
-        ``(model, split, accuracy)``: the trained network in float64 and eval mode (logits out), the
-        :class:`~causalbook_lib.datasets.tabular.TabularSplit` of all 150 rows (float64), and the
-        training accuracy.
-    """
-    from .datasets import load_iris_scaled
-
-    split = load_iris_scaled(dtype=torch.float32)
-    torch.manual_seed(check_positive_int(seed, "seed", minimum=0))
-    model = make_mlp([4, 8, 3], activation)
-    train_classifier(model, split.x_train, split.y_train, epochs=epochs, batch_size=batch_size, lr=lr,
-                     weight_decay=weight_decay, seed=seed)
-    model = model.double().eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    split = load_iris_scaled(dtype=torch.float64)
-    with torch.no_grad():
-        accuracy = float((model(split.x_train).argmax(1) == split.y_train).double().mean())
-    return model, split, accuracy

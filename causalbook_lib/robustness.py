@@ -21,12 +21,11 @@ import torch
 from torch import nn
 
 from .datasets.synthetic import LoanSCMParameters
-from .models import accuracy
+from .models import accuracy, make_mlp
 from .utils import check_positive_int
 
 __all__ = [
     "GaussianGenerativeClassifier",
-    "make_mlp",
     "train_mlp_classifier",
     "margin_loss",
     "fgsm",
@@ -126,17 +125,10 @@ class GaussianGenerativeClassifier(nn.Module):
 # --------------------------------------------------------------------------------------------
 # Discriminative baseline
 # --------------------------------------------------------------------------------------------
-def make_mlp(d_in: int, n_classes: int, hidden: int = 128) -> nn.Sequential:
-    """A one-hidden-layer ReLU MLP ``d_in -> hidden -> n_classes`` (float64)."""
-    d_in = check_positive_int(d_in, "d_in")
-    n_classes = check_positive_int(n_classes, "n_classes", minimum=2)
-    hidden = check_positive_int(hidden, "hidden")
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)).to(torch.float64)
-
-
 def train_mlp_classifier(x, y, *, hidden: int = 128, epochs: int = 150, batch_size: int = 64, lr: float = 1e-3,
                          weight_decay: float = 1e-4, generator: torch.Generator | None = None) -> nn.Sequential:
-    """Train :func:`make_mlp` with cross-entropy and Adam; return the model in eval mode.
+    """Train a one-hidden-layer ReLU network ``d -> hidden -> classes`` (:func:`causalbook_lib.models.make_mlp`,
+    float64) with cross-entropy and Adam on mini-batches drawn with ``generator``; return it in eval mode.
 
     Raises:
         ValueError: bad shapes or non-positive hyper-parameters.
@@ -147,7 +139,11 @@ def train_mlp_classifier(x, y, *, hidden: int = 128, epochs: int = 150, batch_si
     if not lr > 0 or weight_decay < 0:
         raise ValueError(f"lr must be positive and weight_decay >= 0, got {lr!r} and {weight_decay!r}")
     x = x.to(torch.float64)
-    model = make_mlp(x.shape[1], int(y.max()) + 1, hidden)
+    hidden = check_positive_int(hidden, "hidden")
+    n_classes = int(y.max()) + 1
+    if n_classes < 2:
+        raise ValueError(f"y must hold labels of at least two classes (0, 1, ...), got only {n_classes}")
+    model = make_mlp([x.shape[1], hidden, n_classes], "relu", dtype=torch.float64)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     for _ in range(epochs):
         perm = torch.randperm(len(x), generator=generator)

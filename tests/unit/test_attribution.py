@@ -23,7 +23,7 @@ def test_gradients_of_a_product_are_the_swapped_inputs():
 
 def test_gradients_of_a_network_match_autograd():
     torch.manual_seed(0)
-    net = A.make_mlp([3, 5, 1], "tanh", dtype=torch.float64)
+    net = cb.models.make_mlp([3, 5, 1], "tanh", dtype=torch.float64)
     f = lambda x: net(x)[..., 0]  # noqa: E731
     x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     ref, = torch.autograd.grad(f(x).sum(), x)
@@ -75,26 +75,26 @@ def test_make_mlp_and_train_classifier_fit_separable_data():
     x = torch.randn(60, 2, generator=g)
     y = (x[:, 0] > 0).long()
     torch.manual_seed(0)
-    net = A.make_mlp([2, 8, 2], "relu")
+    net = cb.models.make_mlp([2, 8, 2], "relu")
     assert [type(m).__name__ for m in net] == ["Linear", "ReLU", "Linear"]
-    losses = A.train_classifier(net, x, y, epochs=200, lr=1e-2)
+    losses = cb.models.train_classifier(net, x, y, epochs=200, lr=1e-2)
     assert len(losses) == 200 and losses[-1] < 0.5 * losses[0]
     assert float((net(x).argmax(1) == y).float().mean()) > 0.95
-    losses_mb = A.train_classifier(A.make_mlp([2, 4, 2]), x, y, epochs=3, batch_size=7)
+    losses_mb = cb.models.train_classifier(cb.models.make_mlp([2, 4, 2]), x, y, epochs=3, batch_size=7)
     assert len(losses_mb) == 3
 
 
 def test_make_mlp_and_train_classifier_reject_bad_input():
     with pytest.raises(ValueError, match="activation"):
-        A.make_mlp([2, 3, 1], "sigmoidish")
+        cb.models.make_mlp([2, 3, 1], "sigmoidish")
     with pytest.raises(ValueError, match="at least"):
-        A.make_mlp([2])
+        cb.models.make_mlp([2])
     with pytest.raises(ValueError, match="layer size"):
-        A.make_mlp([2, 0, 1])
+        cb.models.make_mlp([2, 0, 1])
     with pytest.raises(ValueError, match="y"):
-        A.train_classifier(A.make_mlp([2, 2]), torch.zeros(5, 2), torch.zeros(4, dtype=torch.long))
+        cb.models.train_classifier(cb.models.make_mlp([2, 2]), torch.zeros(5, 2), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="lr"):
-        A.train_classifier(A.make_mlp([2, 2]), torch.zeros(5, 2), torch.zeros(5, dtype=torch.long), lr=0.0)
+        cb.models.train_classifier(cb.models.make_mlp([2, 2]), torch.zeros(5, 2), torch.zeros(5, dtype=torch.long), lr=0.0)
 
 
 def _product_data():
@@ -152,8 +152,8 @@ def test_ace_map_and_local_ace_reject_bad_input():
 
 
 def test_iris_classifier_is_deterministic_and_accurate():
-    m1, split, acc = A.iris_classifier("relu", epochs=60)
-    m2, _, _ = A.iris_classifier("relu", epochs=60)
+    m1, split, acc = cb.models.iris_classifier("relu", epochs=60)
+    m2, _, _ = cb.models.iris_classifier("relu", epochs=60)
     assert split.x_train.shape == (150, 4) and split.x_train.dtype == torch.float64
     out = m1(split.x_train)
     assert out.shape == (150, 3) and out.dtype == torch.float64
@@ -257,7 +257,7 @@ def test_gradients_and_ig_compute_in_the_dtype_of_the_inputs():
     """A float32 network with float32 inputs works (it used to fail: inputs were cast to float64), and
     agrees with the same network in float64 to float32 precision."""
     torch.manual_seed(0)
-    net32 = A.make_mlp([4, 8, 3], "tanh")
+    net32 = cb.models.make_mlp([4, 8, 3], "tanh")
     net64 = copy.deepcopy(net32).double()
     x64 = torch.rand(5, 4, dtype=torch.float64)
     out = {}

@@ -18,7 +18,7 @@ def _data(n=300, seed=0):
 
 def _net(k=3, out=2, seed=1):
     torch.manual_seed(seed)
-    net = cb.attribution.make_mlp([k, 6, out], "tanh", dtype=D)
+    net = cb.models.make_mlp([k, 6, out], "tanh", dtype=D)
     for p in net.parameters():
         p.requires_grad_(False)
     return net

@@ -75,8 +75,8 @@ def test_mlp_learns_separable_data(gaussian_data):
     assert cb.models.accuracy(mlp, x, y) >= 0.99
     with pytest.raises(ValueError):
         rb.train_mlp_classifier(x, y, lr=0.0)
-    with pytest.raises(ValueError):
-        rb.make_mlp(4, 1)
+    with pytest.raises(ValueError, match="two classes"):
+        rb.train_mlp_classifier(x, torch.zeros_like(y))
 
 
 def test_margin_loss_hand_case():
@@ -101,7 +101,7 @@ def test_fgsm_closed_form_on_linear_model():
 
 def test_pgd_stays_in_the_ball_and_image_range():
     torch.manual_seed(0)
-    model = rb.make_mlp(5, 3, hidden=8)
+    model = cb.models.make_mlp([5, 8, 3], dtype=F64)
     g = torch.Generator().manual_seed(1)
     x = torch.rand(20, 5, generator=g, dtype=F64)
     y = torch.randint(0, 3, (20,), generator=g)
@@ -152,7 +152,7 @@ def test_accuracy_under_attack_starts_at_clean_accuracy():
 
 @pytest.mark.parametrize("kwargs", [{"eps": -0.1}, {"eps": float("nan")}, {"loss": "hinge"}])
 def test_attacks_reject_bad_arguments(kwargs):
-    model = rb.make_mlp(2, 2)
+    model = cb.models.make_mlp([2, 128, 2], dtype=F64)
     x, y = torch.full((3, 2), 0.5, dtype=F64), torch.tensor([0, 1, 0])
     args = {"eps": 0.1, **kwargs}
     with pytest.raises(ValueError):
@@ -160,7 +160,7 @@ def test_attacks_reject_bad_arguments(kwargs):
 
 
 def test_attacks_reject_bad_inputs():
-    model = rb.make_mlp(2, 2)
+    model = cb.models.make_mlp([2, 128, 2], dtype=F64)
     y = torch.tensor([0, 1])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         rb.pgd(model, torch.full((2, 2), 2.0, dtype=F64), y, 0.1)

@@ -20,7 +20,7 @@ def _data(n=400, seed=0, rho=0.0):
 
 def _net(seed=1):
     torch.manual_seed(seed)
-    net = cb.attribution.make_mlp([4, 8, 3], "tanh", dtype=D)
+    net = cb.models.make_mlp([4, 8, 3], "tanh", dtype=D)
     for p in net.parameters():
         p.requires_grad_(False)
     return net
