@@ -60,9 +60,11 @@ class GaussianGenerativeClassifier(nn.Module):
 
     Math: ``p(x | y) = N(x; mu_y, W_y W_y^T + s_y^2 I)`` with ``W_y`` the top ``q`` principal
     directions of class ``y`` scaled by ``sqrt(lambda_k - s_y^2)`` and ``s_y^2`` the mean of the
-    discarded eigenvalues (Tipping and Bishop's maximum-likelihood solution), floored at
+    discarded eigenvalues (the form of Tipping and Bishop's maximum-likelihood solution), floored at
     ``min_variance``. Eigenvalues are those of the class's sample covariance with the 1/(n - 1)
-    normalisation, as in scikit-learn's ``PCA.score_samples``, which computes the same density. The logits are ``log p(x | y) + log p(y)``; their softmax is ``p(y | x)``.
+    normalisation, as in scikit-learn's ``PCA.score_samples``, which computes the same density; the
+    maximum-likelihood estimate proper would use 1/n, so these are the unbiased-covariance version of
+    it. The logits are ``log p(x | y) + log p(y)``; their softmax is ``p(y | x)``.
     It is the analysis-by-synthesis idea (model label -> image, then invert with Bayes) with an
     exact likelihood instead of the ABS model's VAE lower bound. Computations are in float64.
 
