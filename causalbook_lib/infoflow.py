@@ -28,6 +28,15 @@ This module provides
 * :func:`linear_gaussian_information_flow`: the exact value for a probit classifier and a
   linear-Gaussian decoder (their Lemmas 7-8), by 1-D quadrature (chapter
   :doc:`12 </notebooks/12-linear-gaussian-explanations>`);
+* :func:`bias_corrected_information_flow`: the plug-in estimate minus its first-order bias from too
+  few :math:`\beta` draws (:doc:`chapter 11 </notebooks/11-information-flow>`);
+* :func:`normal_quadrature_grid`, :func:`quadrature_conditional_mutual_information`,
+  :func:`quadrature_conditional_dependence`: exact references for the sampling estimators, by
+  tensor-product quadrature over the latents, for any joint weights on the grid;
+* :func:`common_random_probabilities`: classifier probabilities for a batch of linear-Gaussian
+  decoders on shared latents and noise (common random numbers);
+* :func:`fit_linear_gaussian_explanation`: the optimal linear explanation of Prop. 3 by L-BFGS
+  (:doc:`chapter 12 </notebooks/12-linear-gaussian-explanations>`);
 * :class:`LinearGaussianDecoder`, :class:`HyperplaneClassifier`: the small models of Sec. 4.
 
 Conventions: a *decoder* is a callable mapping latents of shape ``(batch, K + L)`` (causal factors
@@ -59,6 +68,12 @@ __all__ = [
     "information_flow_from_tables",
     "mutual_information",
     "binary_entropy",
+    "normal_quadrature_grid",
+    "quadrature_conditional_mutual_information",
+    "quadrature_conditional_dependence",
+    "bias_corrected_information_flow",
+    "common_random_probabilities",
+    "fit_linear_gaussian_explanation",
     "LinearGaussianDecoder",
     "HyperplaneClassifier",
 ]
@@ -653,6 +668,328 @@ def mutual_information(joint) -> float:
     outer = j.sum(1, keepdims=True) * j.sum(0, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(np.where(j > 0, j * np.log(np.where(j > 0, j, 1.0) / np.where(outer > 0, outer, 1.0)), 0.0).sum())
+
+
+# ----------------------------------------------------------------------------------------------
+# exact references by quadrature on a latent grid, the bias-corrected plug-in estimator, and the
+# linear-Gaussian explanation fit (chapters 11-12)
+# ----------------------------------------------------------------------------------------------
+def normal_quadrature_grid(n_nodes: int = 64, n_dims: int = 1, half_width: float = 7.0):
+    r"""Tensor-product Gauss-Legendre grid for expectations over :math:`z \sim \mathcal{N}(0, I_d)`.
+
+    Each axis uses ``n_nodes`` Gauss-Legendre nodes on ``[-half_width, half_width]``, weighted by the
+    standard normal density and normalised to sum to one; the ``n_dims``-dimensional weights are
+    the outer product of the axis weights. Then :math:`\mathbb{E} f(z) \approx \sum w\, f(\text{points})`.
+    Book: :doc:`chapter 12 </notebooks/12-linear-gaussian-explanations>`, Prop. 4 on a grid.
+
+    Args:
+        n_nodes: nodes per axis (>= 2).
+        n_dims: number of latent axes (>= 1).
+        half_width: finite number > 0, the half-width of the integration box.
+
+    Returns:
+        ``(points, weights)``: float64 tensors of shapes ``(n_nodes,) * n_dims + (n_dims,)`` and
+        ``(n_nodes,) * n_dims``.
+
+    Raises:
+        ValueError: too few nodes or dimensions, or a half-width that is not a finite number > 0.
+    """
+    n_nodes = check_positive_int(n_nodes, "n_nodes", minimum=2)
+    n_dims = check_positive_int(n_dims, "n_dims", minimum=1)
+    try:
+        half_width = float(half_width)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"half_width must be a finite number > 0, got {half_width!r}") from exc
+    if not math.isfinite(half_width) or half_width <= 0:
+        raise ValueError(f"half_width must be a finite number > 0, got {half_width!r}")
+    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    nodes = torch.as_tensor(half_width * x, dtype=torch.float64)
+    weights = torch.as_tensor(half_width * w, dtype=torch.float64) * torch.exp(-0.5 * nodes ** 2) \
+        / math.sqrt(2.0 * math.pi)
+    weights = weights / weights.sum()
+    points = torch.stack(torch.meshgrid(*([nodes] * n_dims), indexing="ij"), -1)
+    grid_weights = weights
+    for _ in range(n_dims - 1):
+        grid_weights = grid_weights[..., None] * weights
+    return points, grid_weights
+
+
+def _check_grid(probabilities, weights):
+    """Validate a table ``p(y | z)`` on a latent grid and its joint weights; return float64 tensors."""
+    p = as_float_tensor(probabilities, "probabilities")
+    w = as_float_tensor(weights, "weights")
+    if w.dim() < 1 or p.dim() != w.dim() + 1 or tuple(p.shape[:-1]) != tuple(w.shape) or p.shape[-1] < 1:
+        raise ValueError(f"probabilities must have shape weights.shape + (M,) = (*grid, M), got probabilities "
+                         f"{tuple(p.shape)} and weights {tuple(w.shape)}")
+    _check_probability_rows(p.reshape(-1, p.shape[-1]))
+    if bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise ValueError("weights must be non-negative with a positive sum (a joint distribution over the grid)")
+    return p, w / w.sum()
+
+
+def _grid_axes(idx, name: str, n_axes: int, allow_empty: bool = True) -> list[int]:
+    idx = _check_subset(idx, name, n_axes)
+    if not idx and not allow_empty:
+        raise ValueError(f"{name} must name at least one latent axis (integers in 0..{n_axes - 1})")
+    return idx
+
+
+def _grid_conditional(p: torch.Tensor, w: torch.Tensor, keep: Sequence[int]) -> torch.Tensor:
+    """:math:`p(y \\mid z_{keep}) = \\sum_{rest} w\\,p(y\\mid z) / \\sum_{rest} w` (joint weights), as size-1 axes."""
+    rest = tuple(i for i in range(w.dim()) if i not in keep)
+    if not rest:
+        return p
+    num = (p * w[..., None]).sum(rest, keepdim=True)
+    den = w.sum(rest, keepdim=True)[..., None]
+    return num / den.clamp_min(_TINY)
+
+
+def _grid_entropy(p: torch.Tensor) -> torch.Tensor:
+    return -torch.special.xlogy(p, p).sum(-1)
+
+
+def quadrature_conditional_mutual_information(probabilities, weights, factors: Sequence[int],
+                                              given: Sequence[int] = ()) -> torch.Tensor:
+    r"""Exact-reference :math:`I(z_S; Y \mid z_C)` from a table of :math:`p(y \mid z)` on a latent grid.
+
+    The latents :math:`z` take the grid's points with joint probabilities ``weights`` (any joint
+    distribution, e.g. the product weights of :func:`normal_quadrature_grid`, or a reweighting that
+    correlates axes). Conditioning uses the joint weights,
+    :math:`p(y \mid z_K) = \sum_{\text{rest}} w\, p(y\mid z) / \sum_{\text{rest}} w`, and
+
+    .. math::
+
+        I(z_S; Y \mid z_C) = \mathbb{E}_w\big[H(p(y \mid z_C))\big] - \mathbb{E}_w\big[H(p(y \mid z_S, z_C))\big],
+
+    the axes outside :math:`S \cup C` being averaged as noise. With ``given=()`` this is the
+    information flow :math:`I(z_S; Y)` that :func:`latent_information_flow` estimates by sampling,
+    so the two can be compared. Book: :doc:`chapter 12 </notebooks/12-linear-gaussian-explanations>`.
+
+    Args:
+        probabilities: ``(*grid, M)``, rows on the simplex (``probabilities[..., y]`` is :math:`p(y\mid z)`).
+        weights: ``(*grid,)``, non-negative (normalised here to sum to one).
+        factors: the axes :math:`S` (non-empty).
+        given: the axes :math:`C`, disjoint from ``factors``.
+
+    Returns:
+        A float64 scalar tensor (nats).
+
+    Raises:
+        ValueError: shapes that do not agree, rows that are not probabilities, negative weights, or
+            axes that are out of range, repeated or shared between ``factors`` and ``given``.
+    """
+    p, w = _check_grid(probabilities, weights)
+    S = _grid_axes(factors, "factors", w.dim(), allow_empty=False)
+    C = _grid_axes(given, "given", w.dim())
+    if set(S) & set(C):
+        raise ValueError(f"factors {S} and given {C} must be disjoint")
+    h_c = _grid_entropy(_grid_conditional(p, w, C))
+    h_sc = _grid_entropy(_grid_conditional(p, w, S + C))
+    return (w * (h_c.expand(w.shape) - h_sc.expand(w.shape))).sum()
+
+
+def quadrature_conditional_dependence(probabilities, weights, first: Sequence[int],
+                                      second: Sequence[int]) -> torch.Tensor:
+    r"""Exact-reference :math:`I(z_A; z_B \mid Y)` ("explaining away") from :math:`p(y \mid z)` on a grid.
+
+    By Bayes' rule, with :math:`p(y \mid z_K)` conditioned with the joint weights as in
+    :func:`quadrature_conditional_mutual_information`,
+
+    .. math::
+
+        I(z_A; z_B \mid Y) = \mathbb{E}\Big[\ln\frac{p(y\mid z_A, z_B)\, p(y)}{p(y\mid z_A)\, p(y\mid z_B)}\Big]
+        + I(z_A; z_B),
+
+    where the second term, the dependence of the latents themselves under ``weights``, vanishes for
+    product weights. The sampling counterpart is :func:`latent_conditional_dependence`.
+    Book: :doc:`chapter 12 </notebooks/12-linear-gaussian-explanations>`, Prop. 4(c-d).
+
+    Args:
+        probabilities: ``(*grid, M)``, as in :func:`quadrature_conditional_mutual_information`.
+        weights: ``(*grid,)``, as in :func:`quadrature_conditional_mutual_information`.
+        first, second: disjoint, non-empty lists of axes :math:`A` and :math:`B`.
+
+    Returns:
+        A float64 scalar tensor (nats).
+
+    Raises:
+        ValueError: as for :func:`quadrature_conditional_mutual_information`.
+    """
+    p, w = _check_grid(probabilities, weights)
+    A = _grid_axes(first, "first", w.dim(), allow_empty=False)
+    B = _grid_axes(second, "second", w.dim(), allow_empty=False)
+    if set(A) & set(B):
+        raise ValueError(f"first {A} and second {B} must be disjoint")
+    p_ab, p_a = _grid_conditional(p, w, A + B), _grid_conditional(p, w, A)
+    p_b, p_y = _grid_conditional(p, w, B), _grid_conditional(p, w, [])
+    log = lambda q: torch.log(q.clamp_min(_TINY))
+    log_ratio = log(p_ab) + log(p_y) - log(p_a) - log(p_b)
+    ratio_term = (w * (p_ab * log_ratio).sum(-1).expand(w.shape)).sum()
+    rest = tuple(i for i in range(w.dim()) if i not in A + B)
+    w_ab = w.sum(rest, keepdim=True) if rest else w
+    w_a, w_b = w_ab.sum(tuple(B), keepdim=True), w_ab.sum(tuple(A), keepdim=True)
+    latent_mi = torch.special.xlogy(w_ab, w_ab / (w_a * w_b).clamp_min(_TINY)).sum()
+    return ratio_term + latent_mi
+
+
+def bias_corrected_information_flow(probabilities: torch.Tensor) -> torch.Tensor:
+    r""":func:`plugin_information_flow` minus its first-order bias from too few :math:`\beta` draws.
+
+    A second-order expansion of the entropy around :math:`p(y \mid \alpha)` gives the upward bias
+    :math:`\frac1{N_\beta}\mathbb{E}_\alpha \sum_y v_{\alpha y} / (2 p(y\mid\alpha))`, with
+    :math:`v_{\alpha y} = \operatorname{Var}_\beta f_y(g(\alpha, \beta))`; for two classes this is
+    :math:`\frac1{N_\beta}\mathbb{E}_\alpha [v_\alpha / (2 p_\alpha (1-p_\alpha))]`
+    (:doc:`chapter 11 </notebooks/11-information-flow>`, Eq. ``ch11-eq-bias``). The estimator
+    subtracts this term with plug-in values: :math:`\hat p` the mean and :math:`\hat v` the unbiased
+    sample variance of the :math:`N_\beta` probabilities of each :math:`\alpha^{(i)}`. The
+    downward :math:`1/N_\alpha` term is left in.
+
+    Args:
+        probabilities: ``(N_alpha, N_beta, M)`` or ``(N_c, N_alpha, N_beta, M)`` as for
+            :func:`plugin_information_flow`, with ``N_beta >= 2``.
+
+    Returns:
+        A float64 scalar tensor (nats); it can be negative when the flow is near zero.
+
+    Raises:
+        ValueError: wrong shape, ``N_beta < 2``, or rows that are not probability vectors.
+    """
+    p = torch.as_tensor(probabilities)
+    if p.dim() == 3:
+        p = p.unsqueeze(0)
+    if p.dim() != 4 or min(p.shape) < 1 or p.shape[2] < 2:
+        raise ValueError(f"probabilities must have shape (N_alpha, N_beta, M) or (N_c, N_alpha, N_beta, M) "
+                         f"with N_beta >= 2 (the variance needs two draws), got {tuple(p.shape)}")
+    p = p.to(torch.float64)
+    plain = plugin_information_flow(p)
+    n_beta = p.shape[2]
+    if p.shape[-1] == 2:
+        p1 = p[..., 1]
+        pa, va = p1.mean(2), p1.var(2)
+        correction = (va / (2 * (pa * (1 - pa)).clamp_min(1e-12))).mean()
+    else:
+        pa, va = p.mean(2), p.var(2)
+        correction = (va / (2 * pa.clamp_min(1e-12))).sum(-1).mean()
+    return plain - correction / n_beta
+
+
+def common_random_probabilities(W, gamma: float, classifier: Callable, latents: torch.Tensor, *,
+                                generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Classifier probabilities for many linear-Gaussian decoders on the **same** latents and noise.
+
+    For every decoder :math:`W_g` (columns: the latent directions) the input is
+    :math:`x = W_g z + \varepsilon` with :math:`\varepsilon \sim \mathcal{N}(0, \gamma I)`, and one
+    draw of :math:`\varepsilon` per latent vector serves every decoder (common random numbers), so
+    differences between decoders are not drowned by sampling noise. All decoders go through the
+    classifier in one batched call. Book: :doc:`chapter 12 </notebooks/12-linear-gaussian-explanations>`,
+    the landscapes of Fig. 8.
+
+    Args:
+        W: ``(G, N, D)`` decoder matrices (or ``(N, D)`` for one decoder).
+        gamma: finite noise variance >= 0.
+        classifier: maps ``(batch, N)`` inputs to ``(batch, M)`` probabilities.
+        latents: ``(..., D)`` latent vectors, typically with the structure that
+            :func:`plugin_information_flow` expects (e.g. ``(N_alpha, N_beta, D)``).
+        generator: ``torch.Generator`` for the noise (default: the global RNG).
+
+    Returns:
+        float64 tensor of shape ``(G, ..., M)`` (``G = 1`` for a single decoder).
+
+    Raises:
+        ValueError: shapes that do not agree, a bad ``gamma`` or generator, or outputs that are not
+            probabilities.
+    """
+    W = as_float_tensor(W, "W")
+    W = W.unsqueeze(0) if W.dim() == 2 else W
+    z = as_float_tensor(latents, "latents")
+    if W.dim() != 3 or z.dim() < 1 or z.shape[-1] != W.shape[-1]:
+        raise ValueError(f"W must have shape (G, N, D) or (N, D) and latents (..., D) with the same D, got W "
+                         f"{tuple(W.shape)} and latents {tuple(z.shape)}")
+    try:
+        gamma = float(gamma)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}") from exc
+    if not math.isfinite(gamma) or gamma < 0:
+        raise ValueError(f"gamma (the decoder noise variance) must be a finite number >= 0, got {gamma!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    n = W.shape[1]
+    noise = math.sqrt(gamma) * torch.randn(*z.shape[:-1], n, generator=generator, dtype=torch.float64)
+    x = torch.einsum("gnd,...d->g...n", W, z) + noise
+    with torch.no_grad():
+        p = torch.as_tensor(classifier(x.reshape(-1, n))).to(torch.float64)
+    if p.dim() != 2 or p.shape[0] != x.numel() // n:
+        raise ValueError(f"the classifier must return (batch, M) probabilities, got shape {tuple(p.shape)}")
+    _check_probability_rows(p)
+    return p.reshape(*x.shape[:-1], p.shape[-1])
+
+
+def fit_linear_gaussian_explanation(a, lam: float, gamma: float, *, constrained: bool = True,
+                                    generator: int | torch.Generator = 0, max_iter: int = 100,
+                                    n_nodes: int = 200) -> torch.Tensor:
+    r"""Maximise :math:`\mathcal{C} + \lambda\mathcal{D}` over an :math:`N \times N` linear-Gaussian decoder.
+
+    The model of Prop. 3: a probit classifier :math:`\Phi(a^\top x)`, :math:`x = W z + \varepsilon`,
+    :math:`K = 1` causal factor (the first column of :math:`W`) and :math:`L = N - 1` noncausal
+    ones. :math:`\mathcal{C}` is :func:`linear_gaussian_information_flow_tensor` and
+    :math:`\mathcal{D} = -D_{KL}` (:func:`gaussian_kl_from_standard` of :math:`WW^\top + \gamma I`).
+    From a random start, L-BFGS (strong Wolfe line search) optimises :math:`V`, with
+    :math:`W = \sqrt{1-\gamma}\, V / \lVert V\rVert_{\text{columns}}` when ``constrained`` (the norm
+    assumption of Prop. 3) and :math:`W = V` otherwise. Book:
+    :doc:`chapter 12 </notebooks/12-linear-gaussian-explanations>`, Prop. 3.
+
+    Args:
+        a: ``(N,)`` classifier normal, N >= 2.
+        lam: finite weight >= 0 of the fidelity term.
+        gamma: decoder noise variance in (0, 1).
+        constrained: fix the column norms at :math:`\sqrt{1-\gamma}`.
+        generator: int seed or ``torch.Generator`` for the random start.
+        max_iter: L-BFGS iterations.
+        n_nodes: quadrature nodes of :math:`\mathcal{C}`.
+
+    Returns:
+        The fitted ``W`` (float64, ``(N, N)``, detached).
+
+    Raises:
+        ValueError: bad shapes, ``lam``, ``gamma``, ``max_iter`` or generator.
+    """
+    a = as_float_tensor(a, "a")
+    if a.dim() != 1 or a.numel() < 2:
+        raise ValueError(f"a must be a vector of length N >= 2, got shape {tuple(a.shape)}")
+    for name, value, low_ok in (("lam", lam, True), ("gamma", gamma, False)):
+        try:
+            ok = not isinstance(value, bool) and math.isfinite(float(value)) and (float(value) > 0 or
+                                                                                 (low_ok and float(value) == 0))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{name} must be a finite number {'>= 0' if low_ok else '> 0'}, got {value!r}")
+    lam, gamma = float(lam), float(gamma)
+    if gamma >= 1:
+        raise ValueError(f"gamma must be < 1 (the columns have norm sqrt(1 - gamma)), got {gamma!r}")
+    max_iter = check_positive_int(max_iter, "max_iter")
+    if isinstance(generator, bool) or not isinstance(generator, (int, torch.Generator)):
+        raise ValueError(f"generator must be an int seed or a torch.Generator, got {type(generator).__name__}")
+    gen = torch.Generator().manual_seed(generator) if isinstance(generator, int) else generator
+    n = a.numel()
+    V = torch.randn(n, n, generator=gen, dtype=torch.float64).requires_grad_()
+    scale = math.sqrt(1 - gamma)
+    to_W = (lambda V: scale * V / V.norm(dim=0)) if constrained else (lambda V: V)
+    eye = torch.eye(n, dtype=torch.float64)
+    opt = torch.optim.LBFGS([V], max_iter=max_iter, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-12, tolerance_change=1e-14)
+
+    def closure():
+        opt.zero_grad()
+        W = to_W(V)
+        C = linear_gaussian_information_flow_tensor(a, W[:, 0], W[:, 1:], gamma, n_nodes=n_nodes)
+        D = -gaussian_kl_from_standard(W @ W.T + gamma * eye)
+        loss = -(C + lam * D)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return to_W(V).detach()
 
 
 # ----------------------------------------------------------------------------------------------
