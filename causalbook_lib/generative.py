@@ -24,6 +24,7 @@ and accumulated in float64.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -48,6 +49,27 @@ __all__ = [
 ]
 
 Decoder = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@contextmanager
+def _eval_mode(*parts):
+    """Evaluate in eval mode: switch every ``nn.Module`` among ``parts`` (or the module a bound method
+    such as ``vae.decode`` belongs to) to eval mode for the body, then restore the ``training`` flag of
+    each of their submodules. Plain functions are left alone, so wrapping a module in a function
+    (``lambda x: clf(x)``) keeps its current mode, for example dropout on."""
+    modules = []
+    for part in parts:
+        owner = part if isinstance(part, nn.Module) else getattr(part, "__self__", None)
+        if isinstance(owner, nn.Module):
+            modules.append(owner)
+    saved = [(m, m.training) for module in modules for m in module.modules()]
+    for module in modules:
+        module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in saved:
+            m.training = mode
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,6 +350,9 @@ def latent_sweeps(decode: Callable[[torch.Tensor], torch.Tensor], z: torch.Tenso
     This is the picture of Chattopadhyay et al. (2019), Fig. 7 and O'Shaughnessy et al. (2020),
     Figs. 3 and 13 (there the sweep starts from an encoded data point). One batched call of ``decode``.
 
+    An ``nn.Module`` or a bound method of one (``vae.decode``) is evaluated in eval mode and its
+    training flags are restored afterwards; a plain function is called as it is.
+
     Args:
         decode: maps latents ``(B, n_latent)`` to images ``(B, n_pixels)`` (fix the class first, e.g.
             ``lambda z: vae.decode(z, onehot.expand(len(z), -1))``).
@@ -353,7 +378,7 @@ def latent_sweeps(decode: Callable[[torch.Tensor], torch.Tensor], z: torch.Tenso
     zz = z[:, None, None, :].expand(n, d, m, d).clone()
     ks = torch.arange(d)
     zz[:, ks, :, ks] = alphas[None, None, :].expand(d, n, m)
-    with torch.no_grad():
+    with torch.no_grad(), _eval_mode(decode):
         out = decode(zz.reshape(-1, d))
     if out.dim() != 2 or out.shape[0] != n * d * m:
         raise ValueError(f"decode must return shape (batch, n_pixels), got {tuple(out.shape)}")
@@ -639,7 +664,9 @@ def resampled_factor_accuracy(vae: ExplanationVAE, classifier: Callable, x, y, *
 
     Each image is encoded to its posterior mean ``mu(x)``; for every factor ``i`` the ``i``-th entry
     is replaced by an independent draw from ``N(0, 1)`` and the result decoded and classified. All
-    ``(K + L) * n`` modified latents go through the decoder and classifier in one batch.
+    ``(K + L) * n`` modified latents go through the decoder and classifier in one batch. The VAE and
+    the classifier (when it is an ``nn.Module``) run in eval mode, so dropout is off; their training
+    flags are restored afterwards. To keep dropout on, pass a plain function, ``lambda x: clf(x)``.
 
     Args:
         vae: trained :class:`ExplanationVAE`; classifier: returns probabilities; x: ``(n, n_pixels)``;
@@ -656,7 +683,7 @@ def resampled_factor_accuracy(vae: ExplanationVAE, classifier: Callable, x, y, *
         raise ValueError(f"x must have {vae.n_pixels} columns, got {x.shape[1]}")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     d, n = vae.latent_dim, x.shape[0]
-    with torch.no_grad():
+    with torch.no_grad(), _eval_mode(vae, classifier):
         mu, _ = vae.encode(x)
         z = mu.expand(d, n, d).clone()
         ks = torch.arange(d)
@@ -676,7 +703,9 @@ def single_factor_counterfactuals(decode: Callable, classifier: Callable, z, *, 
     ``[-max_shift, max_shift]`` are tried (one batched decoder + classifier call for all
     ``n * (K+L) * n_grid`` candidates); the answer is the ``delta`` of smallest magnitude whose decoded
     image gets a different predicted class than ``decode(z[n])``. This is the counterfactual use of
-    the learned latent space that O'Shaughnessy et al. (2020) suggest in their conclusion.
+    the learned latent space that O'Shaughnessy et al. (2020) suggest in their conclusion. A classifier
+    or decoder that is an ``nn.Module`` (or a bound method of one) runs in eval mode, with its training
+    flags restored afterwards; to keep dropout on, pass a plain function, ``lambda x: clf(x)``.
 
     Args:
         decode: latents ``(B, d)`` -> images; classifier: images -> probabilities ``(B, M)``.
@@ -704,7 +733,7 @@ def single_factor_counterfactuals(decode: Callable, classifier: Callable, z, *, 
     cand = z[:, None, None, :].expand(n, d, n_grid, d).clone()
     ks = torch.arange(d)
     cand[:, ks, :, ks] += shifts[None, None, :]
-    with torch.no_grad():
+    with torch.no_grad(), _eval_mode(decode, classifier):
         base = classifier(decode(z)).argmax(-1)
         pred = classifier(decode(cand.reshape(-1, d))).argmax(-1).reshape(n, d, n_grid)
     flipped = pred != base[:, None, None]
@@ -723,7 +752,8 @@ def latent_counterfactuals(decode: Callable, classifier: Callable, z, target, *,
     Minimises :math:`\\|\\delta\\|^2 + \\text{penalty}\\cdot\\max(0,\\; \\log c - \\log f_{t}(g(z+\\delta)))`
     over ``delta`` for every row at once (Adam), where ``c = confidence``: the change stops growing
     once the target class has probability ``c``. Unlike :func:`single_factor_counterfactuals` all
-    factors may move, so the result shows *which* factors the smallest change uses.
+    factors may move, so the result shows *which* factors the smallest change uses. As there, modules
+    run in eval mode and get their training flags back afterwards.
 
     Args:
         decode, classifier: as in :func:`single_factor_counterfactuals` (both differentiable).
@@ -750,11 +780,12 @@ def latent_counterfactuals(decode: Callable, classifier: Callable, z, target, *,
     delta = torch.zeros_like(z, requires_grad=True)
     opt = torch.optim.Adam([delta], lr=lr)
     log_c = math.log(confidence)
-    for _ in range(steps):
-        p = classifier(decode(z + delta))
-        log_pt = torch.log(p.gather(-1, target[:, None])[:, 0].clamp_min(1e-12))
-        loss = (delta.pow(2).sum(-1) + penalty * torch.relu(log_c - log_pt)).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with _eval_mode(decode, classifier):
+        for _ in range(steps):
+            p = classifier(decode(z + delta))
+            log_pt = torch.log(p.gather(-1, target[:, None])[:, 0].clamp_min(1e-12))
+            loss = (delta.pow(2).sum(-1) + penalty * torch.relu(log_c - log_pt)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     return delta.detach()

@@ -102,13 +102,27 @@ def test_latent_sweeps_and_strength():
         G.sweep_effect_strength(sw[:, :, :1])
 
 
-def test_train_conditional_vae_runs_and_validates():
+def test_train_conditional_vae_learns_and_beta_shrinks_the_kl():
+    # four class prototypes plus one continuous direction: something to reconstruct and to encode
+    g = torch.Generator().manual_seed(0)
+    protos = (torch.rand(4, 16, generator=g) > 0.5).float()
+    v = torch.randn(16, generator=g)
+    y = torch.arange(80) % 4
+    x = torch.sigmoid(3 * (2 * protos[y] - 1) + 2 * torch.randn(80, 1, generator=g) * v)
+    res = {beta: G.train_conditional_vae(x, y, n_classes=4, n_latent=2, steps=200, hidden=16, beta=beta,
+                                         log_every=20, generator=torch.Generator().manual_seed(1))
+           for beta in (1.0, 8.0)}
+    r = res[1.0]
+    assert r.kl_per_latent.shape == (2,) and not r.model.training
+    assert r.model.decode(torch.zeros(3, 2), torch.eye(4)[:3]).shape == (3, 16)
+    # training works: the Bernoulli reconstruction loss falls (about 11 -> 7 nats here)
+    assert r.reconstruction[-1] < 0.8 * r.reconstruction[0]
+    # the beta of the beta-VAE acts: a KL weight of 8 leaves far less information in the latents
+    kl1, kl8 = float(res[1.0].kl_per_latent.sum()), float(res[8.0].kl_per_latent.sum())
+    assert kl8 < 0.25 * kl1
     g = torch.Generator().manual_seed(0)
     x = torch.rand(40, 16, generator=g)
     y = torch.arange(40) % 4
-    res = G.train_conditional_vae(x, y, n_classes=4, n_latent=2, steps=20, hidden=8, generator=g)
-    assert res.kl_per_latent.shape == (2,) and not res.model.training
-    assert res.model.decode(torch.zeros(3, 2), torch.eye(4)[:3]).shape == (3, 16)
     with pytest.raises(ValueError):
         G.train_conditional_vae(x * 2, y, n_classes=4)
     with pytest.raises(ValueError):
@@ -239,3 +253,80 @@ def test_negative_elbo_pixel_weight():
     assert torch.allclose(l3 - kl3, 3.0 * (l1 - kl))
     with pytest.raises(ValueError):
         G.negative_elbo(vae, x, noise, pixel_weight=0.0)
+
+
+def test_train_explainer_lambda_trades_flow_for_data_fidelity():
+    # objective (3): -C + lambda * (SSE + KL). lambda = 0 maximises the flow alone and ignores the data;
+    # a large lambda buys data fidelity with flow. Same initial VAE, same mini-batches for every lambda.
+    from causalbook_lib import infoflow
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.full((20, 64), 0.2), torch.full((20, 64), 0.8)]) + 0.05 * torch.rand(40, 64, generator=g)
+    clf = StepClassifier()
+    noise = torch.randn(40, 2, generator=torch.Generator().manual_seed(9))
+    flow, data = {}, {}
+    for lam in (0.0, 0.01, 1.0):
+        torch.manual_seed(0)
+        vae = G.ExplanationVAE(1, 1, hidden=16)
+        G.train_explainer(vae, clf, x, lam=lam, steps=80, n_alpha=30, n_beta=10, lr=5e-3,
+                          generator=torch.Generator().manual_seed(0))
+        flow[lam] = infoflow.information_flow(vae.decoder, clf, 1, 1, 200, 20,
+                                              generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            data[lam] = G.negative_elbo(vae, x, noise)[0].item()
+    # data loss falls as lambda grows (about 18, 3 and 1.5 here) ...
+    assert data[0.0] > 2 * data[0.01] and data[0.01] > data[1.0]
+    # ... and the flow falls with it (0.64, 0.63, 0.49 nats here; 0.01 nats of slack for Monte Carlo)
+    assert flow[0.0] >= flow[0.01] - 0.01 and flow[0.01] >= flow[1.0] - 0.01
+    assert flow[1.0] < flow[0.0] - 0.1
+
+
+class DropoutClassifier(torch.nn.Module):
+    """StepClassifier behind a dropout layer; records the training flag it was called with."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.5)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(self.training)
+        return StepClassifier()(self.drop(x))
+
+
+def test_evaluation_helpers_run_modules_in_eval_mode_and_restore_it():
+    # m19: a classifier (or decoder) left in train mode would silently be evaluated with dropout on,
+    # a different, random function. The helpers switch to eval mode and give the caller's flags back.
+    torch.manual_seed(0)
+    vae = G.ExplanationVAE(1, 2, hidden=8)
+    x = torch.rand(12, 64)
+    y = torch.arange(12) % 2
+    z = torch.tensor([[-1.0, 0.3, 0.0], [0.57, -2.0, 0.1]])
+    decode = lambda z: 0.5 + 0.1 * z[:, :1].expand(-1, 64)   # noqa: E731
+    calls = {
+        "resampled": lambda clf: G.resampled_factor_accuracy(vae, clf, x, y,
+                                                             generator=torch.Generator().manual_seed(5)).per_factor,
+        "single": lambda clf: G.single_factor_counterfactuals(decode, clf, z, n_grid=41)[0],
+        "latent": lambda clf: G.latent_counterfactuals(decode, clf, z, torch.tensor([1, 0]), steps=50),
+        "explainer": lambda clf: G.train_explainer(G.ExplanationVAE(1, 1, hidden=4), clf, x, lam=0.1, steps=2,
+                                                   n_alpha=4, n_beta=3).information_flow,
+    }
+    for name, call in calls.items():
+        reference = DropoutClassifier().eval()
+        torch.manual_seed(1)
+        expected = call(reference)
+        clf = DropoutClassifier().train()
+        vae.train()
+        torch.manual_seed(1)
+        got = call(clf)
+        assert clf.seen and not any(clf.seen), name             # every call in eval mode
+        assert clf.training and clf.drop.training, name        # the caller's mode is back
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected), err_msg=name)
+    assert vae.training                                          # resampled_factor_accuracy restored the VAE too
+    # a decoder module with dropout, passed as a bound method, is switched too (latent_sweeps)
+    dec = torch.nn.Sequential(torch.nn.Linear(3, 64), torch.nn.Dropout(0.5)).train()
+    sw = G.latent_sweeps(dec.forward, z, torch.linspace(-1, 1, 3))
+    assert dec.training and torch.equal(sw, G.latent_sweeps(dec.eval(), z, torch.linspace(-1, 1, 3)))
+    # the documented way to keep dropout on, as the authors' code does: wrap the module in a function
+    clf = DropoutClassifier().train()
+    G.single_factor_counterfactuals(decode, lambda im: clf(im), z, n_grid=41)
+    assert clf.seen and all(clf.seen)

@@ -101,10 +101,8 @@ def test_taylor_expectation_closed_form():
     torch.testing.assert_close(out, (c * means[0] ** 2).sum()[None] + c[0] + c[1])
 
 
-def test_taylor_expectation_matches_part_two_engine_when_available():
-    ie = getattr(cb.interventions, "interventional_expectation", None)
-    if ie is None:
-        pytest.skip("the Part II engine has not landed yet")
+def test_taylor_expectation_matches_part_two_engine():
+    ie = cb.interventions.interventional_expectation
     f = lambda w: torch.tanh(w @ torch.tensor([0.5, -1.0, 0.3], dtype=torch.float64)) ** 2  # noqa: E731
     mean = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
     cov = torch.tensor([[0.3, 0.1, 0.0], [0.1, 0.2, 0.0], [0.0, 0.0, 0.1]], dtype=torch.float64)
