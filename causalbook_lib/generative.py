@@ -2,12 +2,12 @@
 
 Two uses of a variational autoencoder (VAE) live here.
 
-* **Part III** ({doc}`10-vae-latents`): a conditional beta-VAE on the 8x8 digits with ten one-hot
-  class latents ``c`` and ten continuous latents ``z``, and the average causal effect (ACE) of each
+* **Part III** (:doc:`chapter 10 </notebooks/10-vae-latents>`): a conditional beta-VAE on the 8x8
+  digits with ten one-hot class latents ``c`` and ten continuous latents ``z``, and the average causal effect (ACE) of each
   latent on every decoded pixel, computed by Monte Carlo from the interventional expectation
   (Chattopadhyay et al. 2019, Sec. 5.4 and App. A.6.2).
-* **Part IV** ({doc}`13-generative-causal-explanations`): the explanation VAE of O'Shaughnessy et al.
-  (2020), whose decoder maps causal factors ``alpha`` and noncausal factors ``beta`` to images, trained
+* **Part IV** (:doc:`chapter 13 </notebooks/13-generative-causal-explanations>`): the explanation
+  VAE of O'Shaughnessy et al. (2020), whose decoder maps causal factors ``alpha`` and noncausal factors ``beta`` to images, trained
   to maximise information flow ``C = I(alpha; Y)`` plus ``lambda`` times the evidence lower bound;
   the frozen classifier it explains; and the evaluation tools of the paper's Sec. 5 (latent sweeps,
   accuracy after re-sampling one factor, latent counterfactuals).
@@ -144,7 +144,7 @@ def train_conditional_vae(x: torch.Tensor, labels: torch.Tensor, *, n_classes: i
 
     The reconstruction term is the Bernoulli negative log-likelihood summed over pixels (pixel values
     in [0, 1] are the Bernoulli targets), so ``beta = 1`` is the ordinary ELBO and ``beta > 1`` is the
-    beta-VAE of Higgins et al. (2017). Book section: {doc}`10-vae-latents`.
+    beta-VAE of Higgins et al. (2017). Book section: :doc:`chapter 10 </notebooks/10-vae-latents>`.
 
     Args:
         x: images, shape ``(n, n_pixels)``, values in [0, 1].
@@ -214,7 +214,7 @@ def class_interventional_means(decoder: Decoder, n_classes: int, n_latent: int, 
       (exact in ``c``, Monte Carlo only in ``z``).
 
     All ``n_classes`` interventions are evaluated in one batched decoder call per case.
-    Book section: {doc}`10-vae-latents`.
+    Book section: :doc:`chapter 10 </notebooks/10-vae-latents>`.
 
     Args:
         decoder: ``decoder(z, c) -> theta``, shapes ``(B, n_latent)``, ``(B, n_classes)`` -> ``(B, n_pixels)``.
@@ -303,7 +303,7 @@ def latent_ace(decoder: Decoder, label: int, n_classes: int, n_latent: int, alph
     ``[min(alphas), max(alphas)]``; with an evenly spaced grid it is the mean over the grid. The same
     ``S`` draws of ``z`` are reused for every ``alpha`` and every ``k`` (common random numbers), so
     the differences across ``alpha`` carry less Monte Carlo noise. One decoder call evaluates all
-    ``n_latent * n_alpha * S`` latents. Book section: {doc}`10-vae-latents`.
+    ``n_latent * n_alpha * S`` latents. Book section: :doc:`chapter 10 </notebooks/10-vae-latents>`.
 
     Args:
         label: the class ``l`` that is switched on.
@@ -467,7 +467,7 @@ def train_digit_classifier(x, y, n_classes: int, *, steps: int = 1500, batch_siz
                            dropout: float = 0.5, generator: torch.Generator | None = None) -> DigitCNN:
     """Train a :class:`DigitCNN` with Adam on cross-entropy, then freeze it and put it in eval mode.
 
-    The returned classifier is the black box of {doc}`13-generative-causal-explanations`: its
+    The returned classifier is the black box of :doc:`chapter 13 </notebooks/13-generative-causal-explanations>`: its
     parameters have ``requires_grad=False`` and dropout is off, so every later call is deterministic
     (O'Shaughnessy et al.'s code leaves dropout on while explaining).
 
@@ -583,7 +583,8 @@ def train_explainer(vae: ExplanationVAE, classifier: nn.Module, x, *, lam: float
     information-flow term, estimated by :func:`causalbook_lib.infoflow.information_flow_objective`
     (one batched forward pass, float64 accumulation, classifier in eval mode). The loss minimised is
     ``-C + lam * (SSE + KL)``, as in the authors' code. With ``n_causal = 0`` only the data term is
-    trained (Step 1 of their Algorithm 1). Book section: {doc}`13-generative-causal-explanations`.
+    trained (Step 1 of their Algorithm 1). Book section:
+    :doc:`chapter 13 </notebooks/13-generative-causal-explanations>`.
 
     Args:
         vae: the :class:`ExplanationVAE` to train (modified in place).
