@@ -106,7 +106,8 @@ test:
 	$(MAKE) --no-print-directory build
 	$(SUBMAKE) packaging student-check browser lab
 
-# The workflows (schema and zizmor's security audit, both offline) and the citation file.
+# The workflows (schema, zizmor's security audit, both offline, and the project's own static checks:
+# actions pinned by SHA, per-job permissions, the publish steps) and the citation file.
 # cffconvert needs jsonschema 3, the book jsonschema 4: it gets a virtualenv of its own.
 LINT_BIN ?= $(VENV)/bin
 CFF_VENV := _build/cffenv
@@ -120,6 +121,7 @@ $(CFF_VENV)/.installed: $(CFF_LOCK)
 lint: venv $(CFF_VENV)/.installed
 	$(LINT_BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(LINT_BIN)/zizmor --offline .github/workflows
+	$(PY) -m pytest tests/build/test_workflows.py -q -p no:cacheprovider
 	$(CFF_VENV)/bin/cffconvert --validate -i CITATION.cff
 
 # The unit tests on $(JOBS) pytest-xdist workers with one thread each (jobs x threads = cores).

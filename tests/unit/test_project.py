@@ -163,3 +163,9 @@ def test_ledger_section_headers_name_the_chapter_below_them():
         chapter = re.fullmatch(r"  chapter: (\S+)", line)
         if chapter:
             assert chapter.group(1) == current, f"an entry of {chapter.group(1)} sits under the header {current}"
+
+
+def test_citation_file_carries_the_library_version():
+    """CITATION.cff repeats the version by hand (cffconvert reads only the file): it must match."""
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert str(cff["version"]) == cb.__version__, f"CITATION.cff says version {cff['version']}, the library {cb.__version__}"
