@@ -192,9 +192,13 @@ def summarise(out: Path = OUT) -> dict:
             if cid not in per_claim:
                 continue
             c = per_claim[cid]
+            # Each recorded value is judged by the ledger's *current* criterion (the verdict stored
+            # with the run used the criterion of its day), so the table is never stale after a
+            # criterion is restated, and a restated criterion is tested on every value the sweep saw.
+            passed = bool(cbclaims._evaluate(ledger[cid], rec["value"]))
             c["runs"] += 1
-            c["passed"] += bool(rec["passed"])
-            if not rec["passed"]:
+            c["passed"] += passed
+            if not passed:
                 c["failed_in"].append(run_dir.name)
             c["values"].append(rec["value"])
     table = {}
