@@ -57,14 +57,14 @@ def _as_batch(x, name: str) -> tuple[torch.Tensor, bool]:
     return t, False
 
 
-def check_output_function(f: Callable, x: torch.Tensor, name: str = "f") -> torch.Tensor:
-    """Evaluate ``f`` on the (n, k) batch ``x`` and check it returns one finite scalar per row, shape (n,).
+def check_output_function(forward_func: Callable, x: torch.Tensor, name: str = "forward_func") -> torch.Tensor:
+    """Evaluate ``forward_func`` on the (n, k) batch ``x`` and check it returns one finite scalar per row, shape (n,).
 
     Raises:
-        ValueError: ``f`` returns another shape (for example (n, 1) or (n, classes)) or non-finite values.
+        ValueError: ``forward_func`` returns another shape (for example (n, 1) or (n, classes)) or non-finite values.
     """
     with torch.no_grad():
-        y = f(x)
+        y = forward_func(x)
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != (x.shape[0],):
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ValueError(f"{name} must map inputs of shape (n, k) to outputs of shape (n,) (one output neuron), "
@@ -74,15 +74,15 @@ def check_output_function(f: Callable, x: torch.Tensor, name: str = "f") -> torc
     return y
 
 
-def gradients(f: Callable, x) -> torch.Tensor:
+def gradients(forward_func: Callable, x) -> torch.Tensor:
     """Plain gradients :math:`\\nabla_x f` at each row of ``x`` (saliency; :doc:`chapter 03 </notebooks/03-gradients-and-ig>`).
 
     Batched with ``torch.func.vmap`` over ``torch.func.grad``; computed in the dtype and on the device
-    of ``x`` when it is a floating tensor (float64 for lists and integer tensors), so ``f`` must
+    of ``x`` when it is a floating tensor (float64 for lists and integer tensors), so ``forward_func`` must
     accept that dtype (a float32 network takes float32 inputs).
 
     Args:
-        f: output function, (n, k) -> (n,); it must be composable with ``torch.func`` (plain torch ops
+        forward_func: output function, (n, k) -> (n,); it must be composable with ``torch.func`` (plain torch ops
             and ``nn.Module`` calls are).
         x: inputs of shape (k,) or (n, k).
 
@@ -90,17 +90,17 @@ def gradients(f: Callable, x) -> torch.Tensor:
         gradients of the same shape as ``x``.
 
     Raises:
-        ValueError: bad ``x`` or an ``f`` that does not return one scalar per row.
+        ValueError: bad ``x`` or an ``forward_func`` that does not return one scalar per row.
     """
     xb, single = _as_batch(x, "x")
-    check_output_function(f, xb)
-    g = torch.func.vmap(torch.func.grad(lambda v: f(v.unsqueeze(0)).squeeze(0)))(xb).detach()
+    check_output_function(forward_func, xb)
+    g = torch.func.vmap(torch.func.grad(lambda v: forward_func(v.unsqueeze(0)).squeeze(0)))(xb).detach()
     return g[0] if single else g
 
 
-def integrated_gradients(f: Callable, x, baseline, *, method: str = "gausslegendre", n_steps: int = 50,
+def integrated_gradients(forward_func: Callable, x, baseline, *, method: str = "gausslegendre", n_steps: int = 50,
                          return_delta: bool = False):
-    """Integrated Gradients of ``f`` from ``baseline`` to ``x``, computed by Captum.
+    """Integrated Gradients of ``forward_func`` from ``baseline`` to ``x``, computed by Captum.
 
     .. math:: \\mathrm{IG}_i(x) = (x_i - x'_i) \\int_0^1 \\partial_i f\\big(x' + t(x - x')\\big)\\,dt,
 
@@ -112,7 +112,7 @@ def integrated_gradients(f: Callable, x, baseline, *, method: str = "gausslegend
     are exact binary fractions (for example Gauss-Legendre with 2 nodes, weights 1/2).
 
     Args:
-        f: output function, (n, k) -> (n,).
+        forward_func: output function, (n, k) -> (n,).
         x: inputs, (k,) or (n, k).
         baseline: baseline(s), broadcastable to ``x`` ((k,) or (n, k)).
         method: one of :data:`IG_METHODS`.
@@ -125,7 +125,7 @@ def integrated_gradients(f: Callable, x, baseline, *, method: str = "gausslegend
         tensor), and the gap, shape (n,) or scalar, if requested.
 
     Raises:
-        ValueError: unknown method, bad shapes, non-finite values, or a wrong-shaped ``f``.
+        ValueError: unknown method, bad shapes, non-finite values, or a wrong-shaped ``forward_func``.
     """
     with warnings.catch_warnings():  # captum imports tqdm.auto, which warns when ipywidgets is absent
         warnings.simplefilter("ignore")
@@ -140,8 +140,8 @@ def integrated_gradients(f: Callable, x, baseline, *, method: str = "gausslegend
         base = torch.broadcast_to(base, xb.shape).clone()
     except RuntimeError as exc:
         raise ValueError(f"baseline of shape {tuple(base.shape)} does not broadcast to x {tuple(xb.shape)}") from exc
-    check_output_function(f, xb)
-    ig = IntegratedGradients(f)
+    check_output_function(forward_func, xb)
+    ig = IntegratedGradients(forward_func)
     out = ig.attribute(xb, baselines=base, method=method, n_steps=n_steps, return_convergence_delta=return_delta)
     attr, delta = (out if return_delta else (out, None))
     attr = attr.detach()
@@ -150,7 +150,7 @@ def integrated_gradients(f: Callable, x, baseline, *, method: str = "gausslegend
     if not return_delta:
         return attr
     with torch.no_grad():
-        gap = attr.reshape(-1, xb.shape[1]).sum(dim=1) - (f(xb) - f(base))
+        gap = attr.reshape(-1, xb.shape[1]).sum(dim=1) - (forward_func(xb) - forward_func(base))
     return attr, (gap[0] if single else gap)
 
 
@@ -225,7 +225,7 @@ def uniform_doer_average(curve: torch.Tensor) -> torch.Tensor:
     return torch.trapezoid(curve, dx=1.0 / (curve.shape[-1] - 1), dim=-1)
 
 
-def ace_map(f: Callable, low, high, *, num: int = 100, data=None, mean=None, cov=None,
+def ace_map(forward_func: Callable, low, high, *, num: int = 100, data=None, mean=None, cov=None,
             method: str = "hvp", output_range=None) -> AceMap:
     """Interventional expectations and ACE (Eq. 1) of every input feature on one output, on a grid.
 
@@ -236,7 +236,7 @@ def ace_map(f: Callable, low, high, *, num: int = 100, data=None, mean=None, cov
     Chapters :doc:`04 </notebooks/04-interventional-expectations>` and :doc:`05 </notebooks/05-causal-regressors>`.
 
     Args:
-        f: output function, (n, k) -> (n,).
+        forward_func: output function, (n, k) -> (n,).
         low, high: scalars or (k,) bounds of the interventions.
         num: grid size (>= 2).
         data: (n, k) rows; needed for ``method="mc"``, else used to estimate ``mean`` and ``cov``.
@@ -256,14 +256,14 @@ def ace_map(f: Callable, low, high, *, num: int = 100, data=None, mean=None, cov
     lo, hi = _bounds(low, high, k)
     steps = torch.linspace(0.0, 1.0, num, dtype=torch.float64)
     alphas = lo[:, None] + (hi - lo)[:, None] * steps
-    expect = torch.stack([_expectation(f, i, alphas[i], mean=mean, cov=cov, data=d, method=method,
+    expect = torch.stack([_expectation(forward_func, i, alphas[i], mean=mean, cov=cov, data=d, method=method,
                                        output_range=output_range)
                           for i in range(k)]).to(torch.float64)
     base = uniform_doer_average(expect)
     return AceMap(alphas, expect, base, expect - base[:, None])
 
 
-def local_ace(f: Callable, x, low, high, *, num: int = 100, data=None, mean=None, cov=None,
+def local_ace(forward_func: Callable, x, low, high, *, num: int = 100, data=None, mean=None, cov=None,
               method: str = "hvp", output_range=None) -> torch.Tensor:
     """Local causal attributions: :math:`\\mathrm{ACE}^y_{do(x_i = u_i)}` at each input's own values.
 
@@ -272,19 +272,19 @@ def local_ace(f: Callable, x, low, high, *, num: int = 100, data=None, mean=None
     Unlike a gradient or IG, the value depends on the input only through :math:`u_i`.
 
     Args:
-        f, low, high, num, data, mean, cov, method, output_range: as in :func:`ace_map`.
+        forward_func, low, high, num, data, mean, cov, method, output_range: as in :func:`ace_map`.
         x: inputs of shape (k,) or (n, k).
 
     Returns:
         (n, k) (or (k,)) tensor of local ACE values.
     """
     xb, single = _as_batch(x, "x")
-    grid = ace_map(f, low, high, num=num, data=data, mean=mean, cov=cov, method=method,
+    grid = ace_map(forward_func, low, high, num=num, data=data, mean=mean, cov=cov, method=method,
                    output_range=output_range)
     d, mean_, cov_, k = _moments(data, mean, cov, method)
     if xb.shape[1] != k:
         raise ValueError(f"x must have {k} features, got {xb.shape[1]}")
-    cols = [_expectation(f, i, xb[:, i], mean=mean_, cov=cov_, data=d, method=method,
+    cols = [_expectation(forward_func, i, xb[:, i], mean=mean_, cov=cov_, data=d, method=method,
                          output_range=output_range).to(torch.float64) for i in range(k)]
     out = torch.stack(cols, dim=1) - grid.baseline
     return out[0] if single else out

@@ -263,9 +263,19 @@ def rank_truncation_bound(cov, rank: int, hessian_norm: float) -> float:
 # second-order terms
 # ----------------------------------------------------------------------------------------------
 
+def _one_row(f: Callable) -> Callable:
+    """``f`` as a function of one point (k,) -> scalar, calling ``f`` on a (1, k) batch.
+
+    ``torch.func`` transforms differentiate functions of one point; the library's contract is that
+    ``forward_func`` only ever sees 2-D input (n, k), so that ``lambda x: net(x)[:, 0]`` means what it
+    says (on a 1-D point it would index the wrong axis and return a wrong number without an error).
+    """
+    return lambda v: f(v.unsqueeze(0)).squeeze(0)
+
+
 def _quad_form_hvp(f: Callable, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """dᵀ ∇²f(x) d by forward-over-reverse autodiff: a jvp of the gradient along d."""
-    _, hd = torch.func.jvp(torch.func.grad(f), (x,), (d,))
+    _, hd = torch.func.jvp(torch.func.grad(_one_row(f)), (x,), (d,))
     return hd @ d
 
 
@@ -297,7 +307,7 @@ def _quad_forms(f, points: torch.Tensor, dirs: torch.Tensor, method: str, eps: f
 def _hessians(f, points: torch.Tensor) -> torch.Tensor:
     """Full Hessians ∇²f(x) of shape (P, k, k) with torch.func.hessian (jacfwd over jacrev)."""
     P, k = points.shape
-    hess = torch.func.vmap(torch.func.hessian(f))
+    hess = torch.func.vmap(torch.func.hessian(_one_row(f)))
     c = _chunk(P, 4 * k * k)
     return torch.cat([hess(points[s:s + c]) for s in range(0, P, c)])
 
@@ -308,7 +318,7 @@ def _intervened_points(mean: torch.Tensor, feature: int, alphas: torch.Tensor) -
     return pts
 
 
-def interventional_expectation(f: Callable, mean, cov, feature: int, alphas, *, method: str = "hvp",
+def interventional_expectation(forward_func: Callable, mean, cov, feature: int, alphas, *, method: str = "hvp",
                                rank: int | None = None, eps: float | None = None,
                                output_range: Sequence[float] | None = None) -> torch.Tensor:
     """Second-order Taylor estimate of E[f(x) | do(x_feature = α)] for each α (Eq. 4 of the paper).
@@ -330,7 +340,7 @@ def interventional_expectation(f: Callable, mean, cov, feature: int, alphas, *, 
         inputs (ε = ``eps``, default the paper's 1e-6; in float32 this is round-off garbage).
 
     Args:
-        f: callable mapping (..., k) to (...), one scalar output per row.
+        forward_func: callable mapping (..., k) to (...), one scalar output per row.
         mean: input mean, shape (k,). Its floating dtype (float32 or float64) is the compute dtype;
             anything else is converted to float64.
         cov: input covariance, shape (k, k), symmetric positive semi-definite.
@@ -346,7 +356,7 @@ def interventional_expectation(f: Callable, mean, cov, feature: int, alphas, *, 
         Tensor of shape (m,) (detached).
 
     Raises:
-        ValueError: f returns the wrong shape or non-finite values; mean not 1-D; cov not symmetric
+        ValueError: forward_func returns the wrong shape or non-finite values; mean not 1-D; cov not symmetric
             PSD or not (k, k); feature out of range; alphas empty, not 1-D or non-finite; unknown
             method; rank not in [1, k] or given with ``"hessian"``; eps not positive or given with
             another method; output_range not a pair lo < hi.
@@ -357,29 +367,29 @@ def interventional_expectation(f: Callable, mean, cov, feature: int, alphas, *, 
     rank, eps = _check_method(method, rank, eps, k)
     output_range = _check_output_range(output_range)
     points = _intervened_points(mean, feature, alphas)
-    value = _evaluate_f(f, points)
-    _evaluate_f(f, points[:1])
+    value = _evaluate_f(forward_func, points)
+    _evaluate_f(forward_func, points[:1])
     sigma = cov.clone()
     sigma[feature, :] = 0
     sigma[:, feature] = 0
     if method == "hessian":
-        second = (_hessians(f, points) * sigma).sum((-2, -1))
+        second = (_hessians(forward_func, points) * sigma).sum((-2, -1))
     else:
         dirs, _ = _factor(sigma, rank)
-        second = _quad_forms(f, points, dirs, method, eps).sum(-1)
+        second = _quad_forms(forward_func, points, dirs, method, eps).sum(-1)
     est = (value + 0.5 * second).detach()
     _warn_out_of_range(est, output_range, "interventional-expectation")
     return est
 
 
-def interventional_expectation_all(f: Callable, mean, cov, alphas, *, method: str = "hvp",
+def interventional_expectation_all(forward_func: Callable, mean, cov, alphas, *, method: str = "hvp",
                                    rank: int | None = None, eps: float | None = None,
                                    output_range: Sequence[float] | None = None) -> torch.Tensor:
     """Taylor estimates of E[f(x) | do(x_i = α)] for every feature i and every α: shape (k, m).
 
-    ``interventional_expectation_all(f, mean, cov, alphas, *, method="hvp", rank=None, eps=None,
+    ``interventional_expectation_all(forward_func, mean, cov, alphas, *, method="hvp", rank=None, eps=None,
     output_range=None) -> Tensor of shape (k, len(alphas))``; row i equals
-    ``interventional_expectation(f, mean, cov, i, alphas, method=method, rank=rank, eps=eps)`` up to
+    ``interventional_expectation(forward_func, mean, cov, i, alphas, method=method, rank=rank, eps=eps)`` up to
     round-off (with ``rank``, both truncate: here Σ is truncated before the row/column is zeroed).
 
     One eigendecomposition Σ ≈ V Vᵀ serves every feature through the trace identity
@@ -394,7 +404,7 @@ def interventional_expectation_all(f: Callable, mean, cov, alphas, *, method: st
     (polarisation). With ``"hessian"`` the full Hessian is formed at every point (slow; a reference).
 
     Args:
-        f, mean, cov, alphas, method, rank, eps, output_range: as in :func:`interventional_expectation`.
+        forward_func, mean, cov, alphas, method, rank, eps, output_range: as in :func:`interventional_expectation`.
 
     Returns:
         Tensor of shape (k, m) (detached); entry [i, j] estimates E[y | do(x_i = alphas[j])].
@@ -411,11 +421,11 @@ def interventional_expectation_all(f: Callable, mean, cov, alphas, *, method: st
     points = mean.expand(k, m, k).clone()
     points[idx, :, idx] = alphas  # points[i, j] = mean with x_i = alphas[j]
     points = points.reshape(k * m, k)
-    value = _evaluate_f(f, points)
-    _evaluate_f(f, points[:1])
+    value = _evaluate_f(forward_func, points)
+    _evaluate_f(forward_func, points[:1])
     feat = idx.repeat_interleave(m)  # the intervened feature of each point
     if method == "hessian":
-        H = _hessians(f, points)  # (P, k, k)
+        H = _hessians(forward_func, points)  # (P, k, k)
         trace = (H * cov).sum((-2, -1))
         hs_ii = (H[torch.arange(k * m), feat] * cov[feat]).sum(-1)
         h_ii = H[torch.arange(k * m), feat, feat]
@@ -423,19 +433,19 @@ def interventional_expectation_all(f: Callable, mean, cov, alphas, *, method: st
     else:
         dirs, _ = _factor(cov, rank)
         sig = dirs @ dirs.T  # the (possibly truncated) covariance that the estimate uses
-        trace = _quad_forms(f, points, dirs, method, eps).sum(-1)
+        trace = _quad_forms(forward_func, points, dirs, method, eps).sum(-1)
         s_col = sig[feat]  # (P, k): column feat of Σ_r
         s_ii = sig[feat, feat]
         e = torch.nn.functional.one_hot(feat, k).to(points.dtype)
         if method == "hvp":
-            hvp = torch.func.vmap(lambda x, d: torch.func.jvp(torch.func.grad(f), (x,), (d,))[1])
+            hvp = torch.func.vmap(lambda x, d: torch.func.jvp(torch.func.grad(_one_row(forward_func)), (x,), (d,))[1])
             c = _chunk(k * m, 8 * k)
             he = torch.cat([hvp(points[s:s + c], e[s:s + c]) for s in range(0, k * m, c)])
             hs_ii = (he * s_col).sum(-1)
             h_ii = he[torch.arange(k * m), feat]
         else:
-            h_ii = _pointwise_fd(f, points, e, eps)
-            hs_ii = 0.25 * (_pointwise_fd(f, points, e + s_col, eps) - _pointwise_fd(f, points, e - s_col, eps))
+            h_ii = _pointwise_fd(forward_func, points, e, eps)
+            hs_ii = 0.25 * (_pointwise_fd(forward_func, points, e + s_col, eps) - _pointwise_fd(forward_func, points, e - s_col, eps))
     second = trace - 2 * hs_ii + h_ii * s_ii
     est = (value + 0.5 * second).detach().reshape(k, m)
     _warn_out_of_range(est, output_range, "interventional-expectation")
@@ -452,17 +462,17 @@ def _pointwise_fd(f, points: torch.Tensor, dirs: torch.Tensor, eps: float) -> to
 # Monte Carlo
 # ----------------------------------------------------------------------------------------------
 
-def interventional_expectation_mc(f: Callable, data, feature: int, alphas) -> torch.Tensor:
-    """Empirical interventional expectation (Eq. 2): mean over data rows of f(row with x_feature = α).
+def interventional_expectation_mc(forward_func: Callable, data, feature: int, alphas) -> torch.Tensor:
+    """Empirical interventional expectation (Eq. 2): mean over data rows of forward_func(row with x_feature = α).
 
     .. math:: \\hat{\\mathbb E}[y\\mid do(x_i=\\alpha)] = \\frac1n\\sum_{s=1}^n f(x^{(s)}_{x_i\\leftarrow\\alpha})
 
     Every other input keeps its observed value (Corollary 2.1: intervening on an input does not
-    change the others). Cost O(n·m) evaluations of f, batched; large problems are split into chunks
+    change the others). Cost O(n·m) evaluations of forward_func, batched; large problems are split into chunks
     of alphas. Book: :doc:`chapter 04 </notebooks/04-interventional-expectations>`.
 
     Args:
-        f: callable mapping (..., k) to (...).
+        forward_func: callable mapping (..., k) to (...).
         data: observed inputs, shape (n, k). Its floating dtype is kept (otherwise float64).
         feature: index of the intervened input, 0 <= feature < k.
         alphas: intervention values, shape (m,).
@@ -472,7 +482,7 @@ def interventional_expectation_mc(f: Callable, data, feature: int, alphas) -> to
 
     Raises:
         ValueError: data not a non-empty finite (n, k) array; feature out of range; alphas empty,
-            not 1-D or non-finite; f returning the wrong shape or non-finite values.
+            not 1-D or non-finite; forward_func returning the wrong shape or non-finite values.
     """
     data = as_float_tensor(data, "data", _dtype_of(data))
     check_shape(data, "data", (None, None))
@@ -485,11 +495,11 @@ def interventional_expectation_mc(f: Callable, data, feature: int, alphas) -> to
     c = _chunk(m, n * k)
     out = []
     with torch.no_grad():
-        for s in range(0, m, c):  # chunks of alphas; each chunk is one batched call of f
+        for s in range(0, m, c):  # chunks of alphas; each chunk is one batched call of forward_func
             a = alphas[s:s + c]
             x = data.expand(a.shape[0], n, k).clone()
             x[:, :, feature] = a[:, None]
-            out.append(_evaluate_f(f, x.reshape(-1, k)).reshape(a.shape[0], n).mean(1))
+            out.append(_evaluate_f(forward_func, x.reshape(-1, k)).reshape(a.shape[0], n).mean(1))
     return torch.cat(out).detach()
 
 

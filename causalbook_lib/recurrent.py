@@ -32,7 +32,7 @@ from torch import nn
 from torch.func import grad, jvp
 
 from .attribution import uniform_doer_average
-from .utils import check_finite, check_positive_int
+from .utils import as_generator, check_finite, check_positive_int
 
 __all__ = [
     "RecurrentRegressor",
@@ -190,7 +190,7 @@ def _adam_epochs(model: nn.Module, n: int, batch_loss, epochs: int, batch_size: 
     Returns the mean training loss of every epoch.
     """
     epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    g = as_generator(generator)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     for _ in range(epochs):
@@ -346,7 +346,7 @@ def rollout_with_feedback(model: nn.Module, data: torch.Tensor, *, t_hat: int, f
     return windows.reshape(A, n, t + 1, k), y[:, -1].reshape(A, n, -1)
 
 
-def taylor_expectation(f: Callable[[torch.Tensor], torch.Tensor], means: torch.Tensor, covs: torch.Tensor, *,
+def taylor_expectation(forward_func: Callable[[torch.Tensor], torch.Tensor], means: torch.Tensor, covs: torch.Tensor, *,
                        rank_tol: float = 1e-12, chunk_size: int = 8192,
                        return_terms: bool = False):
     """Eq. 4 for a batch of input distributions: ``E[f(X)] ~ f(mu) + 1/2 tr(H_f(mu) Sigma)``.
@@ -359,12 +359,12 @@ def taylor_expectation(f: Callable[[torch.Tensor], torch.Tensor], means: torch.T
     :doc:`Chapter 07 </notebooks/07-recurrent-networks>` explains it (Part II derives Eq. 4).
 
     Args:
-        f: maps a batch of points ``(B, D)`` to values ``(B,)``, row by row (rows must not interact).
+        forward_func: maps a batch of points ``(B, D)`` to values ``(B,)``, row by row (rows must not interact).
         means: shape ``(A, D)``, one mean per distribution.
         covs: shape ``(A, D, D)``, symmetric PSD covariances.
         rank_tol: relative eigenvalue cut-off (>= 0).
-        chunk_size: at most this many Hessian-vector products per call of ``f``.
-        return_terms: also return ``f(mu)`` and the second-order term separately.
+        chunk_size: at most this many Hessian-vector products per call of ``forward_func``.
+        return_terms: also return ``forward_func(mu)`` and the second-order term separately.
 
     Returns:
         shape ``(A,)`` (float64), or ``(value, f_mu, second_order)`` when ``return_terms``.
@@ -397,7 +397,7 @@ def taylor_expectation(f: Callable[[torch.Tensor], torch.Tensor], means: torch.T
     points = means[which]
 
     def total(w):
-        return f(w).sum()
+        return forward_func(w).sum()
 
     quad = torch.zeros(A, dtype=torch.float64)
     with warnings.catch_warnings():  # torch's forward-mode AD loads its decompositions with torch.jit.script
@@ -407,7 +407,7 @@ def taylor_expectation(f: Callable[[torch.Tensor], torch.Tensor], means: torch.T
             _, hv = jvp(grad(total), (p,), (v,))
             quad.index_add_(0, which[s:s + chunk_size], (hv * v).sum(1))
     with torch.no_grad():
-        f_mu = f(means)
+        f_mu = forward_func(means)
     value = f_mu + 0.5 * quad
     return (value, f_mu, 0.5 * quad) if return_terms else value
 

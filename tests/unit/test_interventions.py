@@ -412,3 +412,44 @@ def test_finite_difference_hands_f_two_dimensional_rows_only():
     roundoff = 4 * u / eps ** 2 * float(torch.trace(cov)) * float(net(data)[:, 0].abs().max() + 1)
     err = float((torch.as_tensor(grid_fd.ace) - torch.as_tensor(grid_ex.ace)).abs().max())
     assert err < roundoff, f"finite-difference ACE off by {err:.2e}, round-off scale {roundoff:.2e}"
+
+
+# ---------------------------------------------------------------- forward_func only ever sees 2-D input
+
+@pytest.mark.parametrize("method", ["hessian", "hvp", "finite_difference"])
+@pytest.mark.parametrize("every_feature", [False, True])
+def test_forward_func_sees_only_2d_input(method, every_feature):
+    """`lambda x: net(x)[:, 0]` (the documented form) indexes the wrong axis of a 1-D point: every
+    method must call it on (n, k) batches only, and agree with the `[..., 0]` form that works on both."""
+    mean, cov, _ = _problem()
+    net = _mlp(6)
+    seen = []
+
+    def strict(x):
+        seen.append(x.dim())
+        if x.dim() != 2:
+            raise AssertionError(f"forward_func called on a {x.dim()}-D input")
+        return net(x)[:, 0]
+
+    def loose(x):
+        return net(x)[..., 0]
+
+    eps = 1e-4 if method == "finite_difference" else None
+    if every_feature:
+        got = I.interventional_expectation_all(strict, mean, cov, ALPHAS, method=method, eps=eps)
+        ref = I.interventional_expectation_all(loose, mean, cov, ALPHAS, method=method, eps=eps)
+    else:
+        got = I.interventional_expectation(strict, mean, cov, 2, ALPHAS, method=method, eps=eps)
+        ref = I.interventional_expectation(loose, mean, cov, 2, ALPHAS, method=method, eps=eps)
+    assert seen and set(seen) == {2}
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=0)
+
+
+def test_ace_map_takes_forward_func_by_name():
+    """The explained callable is `forward_func` everywhere (Captum's name), by keyword too."""
+    mean, cov, _ = _problem(k=3)
+    net = _mlp(3)
+    by_name = cb.attribution.ace_map(forward_func=lambda x: net(x)[:, 1], low=-1.0, high=1.0, num=5,
+                                     mean=mean, cov=cov)
+    by_position = cb.attribution.ace_map(lambda x: net(x)[:, 1], -1.0, 1.0, num=5, mean=mean, cov=cov)
+    torch.testing.assert_close(by_name.ace, by_position.ace, atol=0, rtol=0)
