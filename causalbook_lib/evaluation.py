@@ -27,23 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .utils import check_positive_int
+from .utils import as_generator, check_positive_int
 
 __all__ = ["rank_correlation", "RandomisationCheck", "randomisation_check", "deletion_curve",
            "insertion_curve", "area_under_curve", "ground_truth_error"]
-
-
-def _as_generator(generator) -> torch.Generator:
-    """``None`` (draw a seed from torch's global generator), an int seed, or a ``torch.Generator``."""
-    if isinstance(generator, torch.Generator):
-        return generator
-    if generator is None:
-        seed = int(torch.randint(0, 2**62, (1,)))
-    elif isinstance(generator, (int, np.integer)) and not isinstance(generator, bool) and generator >= 0:
-        seed = int(generator)
-    else:
-        raise ValueError(f"generator must be None, a non-negative int or a torch.Generator, got {generator!r}")
-    return torch.Generator().manual_seed(seed)
 
 
 def _check_map(t, name: str) -> torch.Tensor:
@@ -161,7 +148,7 @@ def randomisation_check(forward_func: nn.Module, explain: Callable, inputs: torc
     if not callable(explain):
         raise ValueError(f"explain must be callable as explain(model, inputs, target), got {type(explain).__name__}")
     x = _check_inputs(inputs)
-    gen = _as_generator(generator)
+    gen = as_generator(generator)
 
     def run(model):
         out = explain(model, x, target)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import check_finite, check_interval, check_positive_int, check_shape
+from .utils import as_generator, check_finite, check_interval, check_positive_int, check_shape
 
 __all__ = [
     # Part III: conditional beta-VAE and ACE of its latents
@@ -166,7 +166,7 @@ def train_conditional_vae(x: torch.Tensor, labels: torch.Tensor, *, n_classes: i
         raise ValueError(f"beta must be a positive number, got {beta!r}")
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    gen = as_generator(generator)
     model = ConditionalVAE(x.shape[1], n_classes, n_latent, hidden)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     onehot = F.one_hot(labels.long(), n_classes).float()
@@ -231,7 +231,7 @@ def class_interventional_means(decoder: Decoder, n_classes: int, n_latent: int, 
     n_samples = check_positive_int(n_samples, "n_samples")
     if other_classes not in ("sample", "enumerate"):
         raise ValueError(f"other_classes must be 'sample' or 'enumerate', got {other_classes!r}")
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    gen = as_generator(generator)
     eye = torch.eye(n_classes)
     z = torch.randn(n_classes, n_samples, n_latent, generator=gen)
     k = torch.arange(n_classes).repeat_interleave(n_samples)
@@ -328,7 +328,7 @@ def latent_ace(decoder: Decoder, label: int, n_classes: int, n_latent: int, alph
     check_finite(alphas, "alphas")
     if not bool((alphas[1:] > alphas[:-1]).all()):
         raise ValueError("alphas must be strictly increasing")
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    gen = as_generator(generator)
     n_alpha = alphas.numel()
     z = torch.randn(n_samples, n_latent, generator=gen)
     zz = z.expand(n_latent, n_alpha, n_samples, n_latent).clone()
@@ -480,7 +480,7 @@ def train_digit_classifier(x, y, n_classes: int, *, steps: int = 1500, batch_siz
     x, y = _check_xy(x, y, n_classes)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    gen = as_generator(generator)
     model = DigitCNN(n_classes, dropout)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
@@ -614,7 +614,7 @@ def train_explainer(vae: ExplanationVAE, classifier: nn.Module, x, *, lam: float
     batch_size = check_positive_int(batch_size, "batch_size")
     n_alpha = check_positive_int(n_alpha, "n_alpha")
     n_beta = check_positive_int(n_beta, "n_beta")
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    gen = as_generator(generator)
     hist = history if history is not None else ExplainerHistory()
     first = hist.steps[-1] + 1 if hist.steps else 0
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
@@ -682,7 +682,7 @@ def resampled_factor_accuracy(vae: ExplanationVAE, classifier: Callable, x, y, *
     x, y = _check_xy(x, y)
     if x.shape[1] != vae.n_pixels:
         raise ValueError(f"x must have {vae.n_pixels} columns, got {x.shape[1]}")
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    gen = as_generator(generator)
     d, n = vae.latent_dim, x.shape[0]
     with torch.no_grad(), _eval_mode(vae, classifier):
         mu, _ = vae.encode(x)

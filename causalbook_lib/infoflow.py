@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .utils import as_float_tensor, check_positive_int
+from .utils import as_float_tensor, as_generator, check_positive_int
 
 __all__ = [
     "plugin_information_flow",
@@ -970,7 +970,7 @@ def fit_linear_gaussian_explanation(a, lam: float, gamma: float, *, constrained:
     max_iter = check_positive_int(max_iter, "max_iter")
     if isinstance(generator, bool) or not isinstance(generator, (int, torch.Generator)):
         raise ValueError(f"generator must be an int seed or a torch.Generator, got {type(generator).__name__}")
-    gen = torch.Generator().manual_seed(generator) if isinstance(generator, int) else generator
+    gen = as_generator(generator)
     n = a.numel()
     V = torch.randn(n, n, generator=gen, dtype=torch.float64).requires_grad_()
     scale = math.sqrt(1 - gamma)

@@ -3,6 +3,17 @@
 Every public function of ``causalbook_lib`` validates its inputs with the helpers here, so
 that bad input fails early with a :class:`ValueError` that says what was wrong and what was
 expected.
+
+Randomness. A ``generator=`` argument anywhere in the library means one thing, through
+:func:`as_generator`: ``None`` draws from torch's global random state (so :func:`seed_everything`
+or ``torch.manual_seed`` makes the call reproducible, and two calls give different draws), an int is
+a seed (the same int gives the same draws), and a ``torch.Generator`` is used as it is and advanced.
+:func:`seeded_init` seeds parameter initialisation from the same argument without touching the
+global state.
+
+Devices and dtypes. Functions compute on the device and in the dtype of their floating inputs (a
+model's parameters count as inputs); lists and integer tensors become float64.
+:func:`default_device` is CUDA, else MPS, else the CPU; the chapters run on the CPU.
 """
 from __future__ import annotations
 
@@ -21,6 +32,8 @@ __all__ = [
     "seed_everything",
     "glue",
     "default_device",
+    "as_generator",
+    "seeded_init",
     "as_float_tensor",
     "check_finite",
     "check_shape",
@@ -104,8 +117,60 @@ def glue(name: str, value):
 
 
 def default_device() -> torch.device:
-    """The device chapters compute on: the CPU (the book needs no GPU)."""
+    """The fastest device present: CUDA, else Apple's MPS, else the CPU.
+
+    The chapters compute on the CPU (the book needs no GPU); the library computes wherever its
+    inputs are, so pass tensors and models on ``default_device()`` to use an accelerator.
+    """
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
     return torch.device("cpu")
+
+
+def as_generator(generator=None, device=None) -> torch.Generator:
+    """The library's one meaning of ``generator=``: ``None``, an int seed or a ``torch.Generator``.
+
+    - ``None``: a new generator seeded by one draw from torch's global random state, so the result
+      follows :func:`seed_everything` / ``torch.manual_seed`` and differs from call to call;
+    - an int ``>= 0``: a new generator seeded with it (the same int, the same draws);
+    - a ``torch.Generator``: returned as it is (the caller's stream advances).
+
+    ``device`` (default: the CPU) is where a new generator lives; it must be the device of the
+    tensors drawn with it.
+
+    Raises:
+        ValueError: anything else (a negative int, a bool, a float, a NumPy generator, ...).
+    """
+    if isinstance(generator, torch.Generator):
+        return generator
+    if generator is None:
+        seed = int(torch.randint(0, 2**62, (1,)))
+    elif isinstance(generator, (int, np.integer)) and not isinstance(generator, bool) and generator >= 0:
+        seed = int(generator)
+    else:
+        raise ValueError(f"generator must be None, a non-negative int or a torch.Generator, got {generator!r}")
+    return torch.Generator(device=torch.device("cpu") if device is None else device).manual_seed(seed)
+
+
+@contextmanager
+def seeded_init(generator=None):
+    """Seed parameter initialisation (``nn.Module`` constructors, ``torch.randn`` without a generator)
+    from ``generator`` (as in :func:`as_generator`) inside the block, and restore torch's global
+    random state afterwards, so building a model neither depends on nor disturbs the caller's stream.
+
+    Example::
+
+        with cb.utils.seeded_init(3):
+            net = cb.models.make_mlp([4, 16, 3])
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=as_generator(generator)))
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def as_float_tensor(x, name: str, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..utils import check_positive_int
+from ..utils import as_generator, check_positive_int
 
 __all__ = ["FLIGHT_CHANNELS", "FLIGHT_UNITS", "LandingData", "simulate_landings", "intervene_landings"]
 
@@ -115,7 +115,7 @@ def simulate_landings(n_normal: int, n_anomalous: int, *, T: int = 48,
     n_normal = check_positive_int(n_normal, "n_normal")
     n_anomalous = check_positive_int(n_anomalous, "n_anomalous", minimum=0)
     T = check_positive_int(T, "T", minimum=44)
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    g = as_generator(generator)
     n = n_normal + n_anomalous
     anomalous = torch.arange(n) >= n_normal
 

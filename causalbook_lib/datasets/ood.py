@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..utils import check_positive_int
+from ..utils import as_generator, check_positive_int
 
 __all__ = [
     "altitude_temperature_scm",
@@ -53,10 +53,7 @@ def _check_prob(p, name: str) -> float:
 
 
 def _generator(seed) -> torch.Generator:
-    seed = check_positive_int(seed, "seed", minimum=0)
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
+    return as_generator(check_positive_int(seed, "seed", minimum=0))
 
 
 # --------------------------------------------------------------------------------------------

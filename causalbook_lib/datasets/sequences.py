@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..utils import check_positive_int
+from ..utils import as_generator, check_positive_int
 
 __all__ = ["SignSequences", "make_sign_sequences", "impute_step"]
 
@@ -78,7 +78,7 @@ def make_sign_sequences(n: int, *, T: int = 10, extra: int = 5, n_relevant: int 
     extra = check_positive_int(extra, "extra", minimum=0)
     if not (isinstance(std, (int, float)) and std > 0):
         raise ValueError(f"std must be a positive number (a standard deviation), got {std!r}")
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    g = as_generator(generator)
     t_max = T + extra
     lengths = torch.randint(T, t_max + 1, (n,), generator=g)
     y = (torch.rand(n, generator=g) < 0.5).to(dtype)
@@ -114,7 +114,7 @@ def impute_step(x: torch.Tensor, lengths: torch.Tensor, step: int, *, mean: floa
                          f"got {step!r}")
     if not (isinstance(std, (int, float)) and std > 0):
         raise ValueError(f"std must be a positive number, got {std!r}")
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    g = as_generator(generator)
     out = x.clone()
     out[:, step, 0] = (mean + std * torch.randn(x.shape[0], generator=g, dtype=torch.float64)).to(x.dtype)
     return out

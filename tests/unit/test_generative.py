@@ -63,9 +63,11 @@ def test_latent_ace_closed_form_linear():
 
 def test_latent_ace_zero_for_unused_latent():
     dec = lambda z, c: torch.sigmoid(z[:, :1].expand(-1, 4) + c[:, :4])   # only z_0 is used
-    res = G.latent_ace(dec, 0, 5, 3, torch.linspace(-3, 3, 5), 30)
+    res = G.latent_ace(dec, 0, 5, 3, torch.linspace(-3, 3, 5), 30, generator=1)
     s = res.strength()
-    assert s[0] > 0.1 and float(s[1:].abs().max()) == 0.0
+    # the unused latents' expectations are equal across alpha, so their ACE is the rounding of a
+    # float64 mean of equal numbers (exactly 0 for some draws, ~5e-17 for others)
+    assert s[0] > 0.1 and float(s[1:].abs().max()) <= 1e-12
 
 
 def test_latent_ace_bad_input():

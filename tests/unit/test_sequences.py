@@ -54,7 +54,7 @@ def test_bad_input_generator(kwargs, match):
 def test_bad_input_impute_and_with_length():
     d = S.make_sign_sequences(10)
     with pytest.raises(ValueError, match="step"):
-        S.impute_step(d.x, d.lengths, 10)
+        S.impute_step(d.x, d.lengths, int(d.lengths.min()))
     with pytest.raises(ValueError, match="shape"):
         S.impute_step(d.x[..., 0], d.lengths, 0)
     with pytest.raises(ValueError, match="lengths"):
