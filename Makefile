@@ -157,16 +157,21 @@ ipynb: book
 # Student and instructor editions of the plain notebooks, from the generator of `make ipynb`: the
 # student notebooks have every exercise and no solution (no cell tagged `solution`), the instructor
 # notebooks have the solutions. Needs the executed book for the glued numbers.
-.PHONY: student html-student
+.PHONY: student student-notebooks html-student
 # The student edition's spoiler checks: notebooks and a solution-free mini HTML build (not executed),
 # and the student notebooks of chapters 01 and 02 run without their solutions.
-student-check: venv
+# `make test` runs it after `build`: it makes both editions of every chapter from the executed book
+# (exactly what `make student` makes) and checks them.
+student-check: venv student-notebooks
 	$(PY) -m pytest tests/build/test_student_edition.py -q
 
 student: book
+	$(MAKE) --no-print-directory student-notebooks
+	@echo "Student notebooks in _build/student, instructor notebooks in _build/instructor"
+
+student-notebooks: venv
 	rm -rf _build/student _build/instructor
 	$(PY) _ext/editions.py --student _build/student --instructor _build/instructor >/dev/null
-	@echo "Student notebooks in _build/student, instructor notebooks in _build/instructor"
 
 # The solution-free HTML edition: the book's configuration plus sphinx-exercise's hide_solutions and
 # _ext/hide_solutions.py (which hides the gated solutions that hide_solutions leaves in, and makes

@@ -266,6 +266,35 @@ def _version_in_footer(app, config):
     config.html_theme_options = options
 
 
+#: The environment variable that names the git ref the Binder and Colab buttons open. The publish
+#: workflow sets it to ``notebooks-vX.Y.Z`` when it builds a release tag (the release job tags the
+#: commit that holds that release's plain notebooks); otherwise ``repository.branch`` of
+#: ``_config.yml`` applies (``stable``: the latest release's notebooks).
+LAUNCH_REF_ENV = "CAUSALBOOK_LAUNCH_REF"
+#: The branch that readers' edits and issues go to: the sources live on main, not on ``stable``.
+EDIT_BRANCH = "main"
+
+
+def _launch_ref(app, config):
+    """Binder and Colab open ``$CAUSALBOOK_LAUNCH_REF`` when it is set (a release's notebooks tag)."""
+    ref = os.environ.get(LAUNCH_REF_ENV, "").strip()
+    if ref:
+        if not re.fullmatch(r"[A-Za-z0-9._/-]+", ref):
+            raise ValueError(f"{LAUNCH_REF_ENV} must be a git ref name, got {ref!r}")
+        options = dict(config.html_theme_options or {})
+        options["repository_branch"] = ref
+        config.html_theme_options = options
+
+
+def _edit_on_main(app):
+    """The edit-this-page button opens the chapter's source ``.md`` on main. The theme gives the edit
+    link the launch buttons' branch, where sources are a release old and notebooks are generated."""
+    context = app.config.html_context
+    for key in ("github_version", "gitlab_version", "bitbucket_version"):
+        if key in context:
+            context[key] = EDIT_BRANCH
+
+
 # Chapter numbers that run through the book. Jupyter Book makes one toctree per part, and Sphinx
 # numbers every numbered toctree from 1, so Part II would start again at chapter 1. The chapters are
 # files 01-17 and the text calls them "chapter 13": after Sphinx assigns the section numbers, shift
@@ -325,6 +354,8 @@ def setup(app):
         TocTreeCollector.assign_section_numbers = _number_chapters_through_the_book(
             TocTreeCollector.assign_section_numbers)
     app.connect("config-inited", _version_in_footer)
+    app.connect("config-inited", _launch_ref)
+    app.connect("builder-inited", _edit_on_main, priority=900)  # after the theme fills html_context
     app.connect("builder-inited", _singlehtml_knows_html_nodes)
     app.add_node(claims_table)
     app.add_directive("claims-table", ClaimsTableDirective)

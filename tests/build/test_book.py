@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
+
+import yaml
 
 from tests.build._common import HTML, ROOT, run_build
 from tests.notebooks import chapter_sources
@@ -41,6 +44,12 @@ def test_every_claim_was_checked_in_the_build():
     assert not failed, f"claims that failed: {failed}: " + json.dumps([results[k] for k in failed])[:2000]
 
 
+#: The repository of ``_config.yml`` (its one definition) and the ref the launch buttons open.
+REPO = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["url"].rstrip("/")
+LAUNCH_REF = (os.environ.get("CAUSALBOOK_LAUNCH_REF", "").strip()
+              or yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["branch"])
+
+
 def test_launch_and_download_buttons_offer_the_plain_notebook():
     """Binder and Colab open notebooks/NN.ipynb on the stable branch (not the moving main, not the .md
     that Colab cannot open); the download button's .ipynb is the plain notebook (install cell first)."""
@@ -52,8 +61,12 @@ def test_launch_and_download_buttons_offer_the_plain_notebook():
         page = (HTML / "notebooks" / f"{src.stem}.html").read_text(encoding="utf-8")
         binder = re.search(r'href="(https://mybinder\.org/[^"]+)"', page).group(1)
         colab = re.search(r'href="(https://colab\.research\.google\.com/[^"]+)"', page).group(1)
-        assert binder.endswith(f"/stable?urlpath=lab/tree/notebooks/{src.stem}.ipynb"), binder
-        assert colab.endswith(f"/blob/stable/notebooks/{src.stem}.ipynb"), colab
+        assert binder.endswith(f"/{LAUNCH_REF}?urlpath=lab/tree/notebooks/{src.stem}.ipynb"), binder
+        assert colab.endswith(f"/blob/{LAUNCH_REF}/notebooks/{src.stem}.ipynb"), colab
+        # edits and issues go to the source .md on main, in the repository _config.yml names
+        edit = re.search(r'href="([^"]+/edit/[^"]+)"', page).group(1)
+        assert edit == f"{REPO}/edit/main/notebooks/{src.stem}.md", edit
+        assert re.search(rf'href="{re.escape(REPO)}/issues/new\?', page), f"{src.stem}: no issues button"
         nb = nbformat.read(HTML / "_sources" / "notebooks" / f"{src.stem}.ipynb", as_version=4)
         assert "find_spec(\"causalbook_lib\")" in nb.cells[0].source, f"{src.stem}: the download is not the plain notebook"
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code")

@@ -95,6 +95,29 @@ def test_student_html_downloads_are_student_notebooks(student_html):
     assert "colab.research.google.com" not in page and "mybinder.org" not in page
 
 
+STUDENT, INSTRUCTOR = ROOT / "_build" / "student", ROOT / "_build" / "instructor"
+
+
+@pytest.mark.skipif(not STUDENT.is_dir(), reason="needs `make student` (make test runs it)")
+def test_make_student_wrote_both_editions_of_every_chapter():
+    """What `make student` wrote from the executed book: one student and one instructor notebook per
+    chapter; the student's has every exercise anchor and no solution cell or solution heading, the
+    instructor's has every solution; glued numbers are filled in (no `{glue:` role is left)."""
+    import nbformat
+
+    for stem, (exercises, solutions, _) in T.SOURCES.items():
+        student = nbformat.read(STUDENT / f"{stem}.ipynb", as_version=4)
+        teacher = nbformat.read(INSTRUCTOR / f"{stem}.ipynb", as_version=4)
+        s_text = "\n".join(c.source for c in student.cells)
+        t_text = "\n".join(c.source for c in teacher.cells)
+        assert student.metadata["causalbook"]["edition"] == "student", stem
+        assert not [c for c in student.cells if T.ed.is_solution(c)], f"{stem}: a solution cell in the student edition"
+        for label in exercises:
+            assert f'<a id="{label}"></a>' in s_text and f'<a id="{label}"></a>' in t_text, f"{stem}: {label}"
+        assert "Solution to" not in s_text and t_text.count("Solution to") >= len(solutions), stem
+        assert "{glue:" not in s_text and "{glue:" not in t_text, f"{stem}: an unfilled glue role"
+
+
 @pytest.mark.skipif(not EXECUTED.is_dir(), reason="needs the executed book (make build)")
 def test_student_notebooks_run_without_their_solutions(tmp_path):
     chapters = [ROOT / "notebooks" / f"{stem}.md" for stem in RUN_CHAPTERS]

@@ -58,6 +58,10 @@ def test_publish_builds_deploys_and_releases():
     assert release["if"] == "startsWith(github.ref, 'refs/tags/v')"
     script = " ".join(s.get("run", "") for s in release["steps"])
     assert "stable" in script and "gh release create" in script
+    # the release build's launch buttons open the tag that the release job puts on its notebooks
+    book = next(s for s in workflow["jobs"]["build"]["steps"] if s.get("run") == "make book")
+    assert "notebooks-{0}" in book["env"]["CAUSALBOOK_LAUNCH_REF"]
+    assert 'git tag "notebooks-${TAG}"' in script and 'git push' in script.split('git tag "notebooks-${TAG}"')[1]
     # ${{ }} in a run: script is template injection; values come in through env.
     for step in _steps(workflow):
         assert "${{" not in step.get("run", ""), f"expression inside a run script: {step.get('name')}"

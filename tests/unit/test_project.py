@@ -169,3 +169,25 @@ def test_citation_file_carries_the_library_version():
     """CITATION.cff repeats the version by hand (cffconvert reads only the file): it must match."""
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
     assert str(cff["version"]) == cb.__version__, f"CITATION.cff says version {cff['version']}, the library {cb.__version__}"
+
+
+def test_the_repository_address_is_the_one_in_config():
+    """_config.yml's repository.url (which the repository, issue, edit and launch buttons use) is the
+    one definition: every other mention of a GitHub repository in the project's text is the same one."""
+    import subprocess
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    repo = config["repository"]["url"].rstrip("/").removeprefix("https://github.com/")
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    pattern = re.compile(r"github\.com/([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)")
+    others = {}
+    for name in files:
+        path = ROOT / name
+        if path.suffix not in {".md", ".yml", ".yaml", ".toml", ".cff", ".py", ".txt", ".cfg"} or not path.is_file():
+            continue
+        for hit in pattern.findall(path.read_text(encoding="utf-8", errors="replace")):
+            hit = hit.removesuffix(".git")
+            if "causalbook" in hit.lower() and hit != repo:
+                others.setdefault(hit, []).append(name)
+    assert not others, f"repository addresses other than {repo} (from _config.yml): {others}"
