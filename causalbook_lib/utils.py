@@ -17,6 +17,7 @@ model's parameters count as inputs); lists and integer tensors become float64.
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -40,6 +41,8 @@ __all__ = [
     "check_psd",
     "check_interval",
     "check_positive_int",
+    "check_number",
+    "check_probability",
     "check_index",
     "check_probabilities",
     "timer",
@@ -224,6 +227,24 @@ def check_interval(low: float, high: float, name: str = "interval") -> None:
             raise ValueError(f"{name}: {n} must be a finite number, got {v!r}")
     if not low < high:
         raise ValueError(f"{name}: low must be smaller than high, got low={low} and high={high}")
+
+
+def check_number(v, name: str, *, positive: bool = False) -> float:
+    """Check that ``v`` is a finite real number (not a bool, not a string; ``> 0`` when ``positive``)
+    and return it as ``float``."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {v!r}")
+    if positive and not v > 0:
+        raise ValueError(f"{name} must be positive, got {v!r}")
+    return float(v)
+
+
+def check_probability(p, name: str) -> float:
+    """Check that ``p`` is a number in [0, 1] and return it as ``float``."""
+    p = check_number(p, name)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
+    return p
 
 
 def check_positive_int(n, name: str, minimum: int = 1) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..utils import as_generator, check_positive_int
+from ..utils import as_generator, check_number, check_positive_int, check_probability
 
 __all__ = [
     "altitude_temperature_scm",
@@ -37,21 +37,6 @@ __all__ = [
 ]
 
 
-def _check_number(v, name: str, *, positive: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {v!r}")
-    if positive and not v > 0:
-        raise ValueError(f"{name} must be positive, got {v!r}")
-    return float(v)
-
-
-def _check_prob(p, name: str) -> float:
-    p = _check_number(p, name)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
-    return p
-
-
 def _generator(seed) -> torch.Generator:
     return as_generator(check_positive_int(seed, "seed", minimum=0))
 
@@ -62,11 +47,11 @@ def _generator(seed) -> torch.Generator:
 
 def _altitude_parameters(altitude_mean, altitude_std, lapse_rate, sea_level_temperature, noise_std):
     """Validate the altitude -> temperature parameters; return them as floats in that order."""
-    return (_check_number(altitude_mean, "altitude_mean"),
-            _check_number(altitude_std, "altitude_std", positive=True),
-            _check_number(lapse_rate, "lapse_rate"),
-            _check_number(sea_level_temperature, "sea_level_temperature"),
-            _check_number(noise_std, "noise_std", positive=True))
+    return (check_number(altitude_mean, "altitude_mean"),
+            check_number(altitude_std, "altitude_std", positive=True),
+            check_number(lapse_rate, "lapse_rate"),
+            check_number(sea_level_temperature, "sea_level_temperature"),
+            check_number(noise_std, "noise_std", positive=True))
 
 
 def altitude_temperature_scm(altitude_mean: float, altitude_std: float, *, lapse_rate: float = -6.5,
@@ -182,9 +167,9 @@ def cows_and_camels_scm(background_match: float, *, creature_noise: float = 1.0,
     """
     from ..scm import SCM, additive, bernoulli, normal_noise
 
-    p = _check_prob(background_match, "background_match")
-    sx = _check_number(creature_noise, "creature_noise", positive=True)
-    sz = _check_number(background_noise, "background_noise", positive=True)
+    p = check_probability(background_match, "background_match")
+    sx = check_number(creature_noise, "creature_noise", positive=True)
+    sz = check_number(background_noise, "background_noise", positive=True)
     return SCM({
         "creature": bernoulli([], 0.5, description="Bernoulli(1/2)"),
         "x": additive(["creature"], lambda pa: 2 * pa["creature"] - 1, normal_noise(sx),
@@ -276,10 +261,10 @@ def coloured_digits(colour_flips=(0.1, 0.2, 0.9), *, label_noise: float = 0.25, 
     Raises:
         ValueError: no environments, more than 100, or a probability outside [0, 1].
     """
-    flips = [_check_prob(e, "colour_flips entry") for e in np.atleast_1d(np.asarray(colour_flips, dtype=object))]
+    flips = [check_probability(e, "colour_flips entry") for e in np.atleast_1d(np.asarray(colour_flips, dtype=object))]
     if not 1 <= len(flips) <= 100:
         raise ValueError(f"colour_flips must hold between 1 and 100 probabilities, got {len(flips)}")
-    noise = _check_prob(label_noise, "label_noise")
+    noise = check_probability(label_noise, "label_noise")
     g = _generator(seed)
     images, digits = _load_digits_array()
     n_total = len(digits)
@@ -348,7 +333,7 @@ def transform_digits(x: torch.Tensor, index: torch.Tensor, *, noise_std: float =
         raise ValueError(f"index must be an integer tensor of shape ({len(x)},), got {tuple(index.shape)} {index.dtype}")
     if len(index) and (int(index.min()) < 0 or int(index.max()) >= len(DIGIT_TRANSFORMS)):
         raise ValueError(f"index entries must lie in 0..{len(DIGIT_TRANSFORMS) - 1}")
-    s = _check_number(noise_std, "noise_std", positive=True)
+    s = check_number(noise_std, "noise_std", positive=True)
     g = _generator(seed)
     img = x.reshape(-1, 8, 8)
     noisy = (img + s * torch.randn(img.shape, generator=g, dtype=torch.float64).to(img.dtype)).clamp(0, 1)
@@ -390,7 +375,7 @@ def transformed_digits(*, clean_fraction: float = 0.5, noise_std: float = 0.25, 
     Raises:
         ValueError: ``clean_fraction`` outside (0, 1), a non-positive ``noise_std`` or a bad seed.
     """
-    frac = _check_number(clean_fraction, "clean_fraction")
+    frac = check_number(clean_fraction, "clean_fraction")
     if not 0 < frac < 1:
         raise ValueError(f"clean_fraction must lie strictly between 0 and 1, got {frac}")
     g = _generator(seed)
