@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 import causalbook_lib as cb
-from causalbook_lib import generative as G
+from causalbook_lib import explanations as E
 from causalbook_lib import infoflow
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -141,14 +141,14 @@ def n_params(m):
 def main():
     gen = cb.utils.seed_everything(0)
     d = cb.datasets.load_digits_split(classes=[3, 8])
-    clf = G.train_digit_classifier(d.x_train, d.y_train, 2, steps=600, generator=gen)
+    clf = E.train_digit_classifier(d.x_train, d.y_train, 2, steps=600, generator=gen)
 
     # 1. time to target
-    vae = G.ExplanationVAE(1, 7, hidden=128)
+    vae = E.ExplanationVAE(1, 7, hidden=128)
     hist, wall, cpu, reached = None, 0.0, 0.0, None
     for chunk in range(30):
         t0, c0 = time.perf_counter(), time.process_time()
-        hist = G.train_explainer(vae, clf, d.x_train, lam=0.05, steps=20, generator=gen, history=hist)
+        hist = E.train_explainer(vae, clf, d.x_train, lam=0.05, steps=20, generator=gen, history=hist)
         wall += time.perf_counter() - t0
         cpu += time.process_time() - c0
         flow = infoflow.information_flow(vae.decoder, clf, 1, 7, 200, 50, generator=torch.Generator().manual_seed(1))
@@ -166,7 +166,7 @@ def main():
 
     def small_loss(model, g):
         idx = torch.randint(0, len(x), (64,), generator=g)
-        return G.negative_elbo(model, x[idx], torch.randn(64, 8, generator=g))[0]
+        return E.negative_elbo(model, x[idx], torch.randn(64, 8, generator=g))[0]
 
     n_small = 10
     r_small = compare(vae, lambda m: m.decoder, small_loss, clf, n_small)

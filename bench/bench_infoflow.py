@@ -1,8 +1,8 @@
 """Benchmark of ``cb.infoflow.information_flow`` against its physical floor and a Python loop.
 
 Setting (chapter 13, O'Shaughnessy et al. App. E): N_alpha = 100, N_beta = 25, the 3-vs-8 task
-with K = 1 causal and L = 7 noncausal latents; chapter 13's decoder (``cb.generative.ExplanationVAE``,
-an MLP 8 -> 128 -> 128 -> 64 pixels) and classifier (``cb.generative.DigitCNN``, a small CNN with
+with K = 1 causal and L = 7 noncausal latents; chapter 13's decoder (``cb.explanations.ExplanationVAE``,
+an MLP 8 -> 128 -> 128 -> 64 pixels) and classifier (``cb.explanations.DigitCNN``, a small CNN with
 dropout), both quickly fitted here (a few seconds) so that the flow is far from zero.
 
 Three contenders, timed interleaved, median of repeated runs:
@@ -39,15 +39,15 @@ N_ALPHA, N_BETA = 100, 25
 def build_models(seed: int = 0, steps: int = 300):
     """Chapter 13's models, quickly fitted on the 8x8 digits 3 and 8 (a few seconds).
 
-    The decoder is ``cb.generative.ExplanationVAE(K, L).decoder`` (MLP 8 -> 128 -> 128 -> 64,
+    The decoder is ``cb.explanations.ExplanationVAE(K, L).decoder`` (MLP 8 -> 128 -> 128 -> 64,
     sigmoid), fitted by regressing images on their whitened 8-D PCA scores so that latents from
-    N(0, I) decode to digit-like images; the classifier is ``cb.generative.DigitCNN`` trained by
-    ``cb.generative.train_digit_classifier`` (frozen, eval mode).
+    N(0, I) decode to digit-like images; the classifier is ``cb.explanations.DigitCNN`` trained by
+    ``cb.explanations.train_digit_classifier`` (frozen, eval mode).
     """
     torch.manual_seed(seed)
     data = cb.datasets.load_digits_split(classes=[3, 8], seed=seed)
     x, y = data.x_train, data.y_train
-    decoder = cb.generative.ExplanationVAE(K, L).decoder
+    decoder = cb.explanations.ExplanationVAE(K, L).decoder
     xc = x - x.mean(0)
     _, s, vt = torch.linalg.svd(xc, full_matrices=False)
     codes = xc @ vt[: K + L].T / (s[: K + L] / (len(x) - 1) ** 0.5)
@@ -56,7 +56,7 @@ def build_models(seed: int = 0, steps: int = 300):
         opt.zero_grad()
         nn.functional.mse_loss(decoder(codes), x).backward()
         opt.step()
-    classifier = cb.generative.train_digit_classifier(x, y, CLASSES, steps=steps,
+    classifier = cb.explanations.train_digit_classifier(x, y, CLASSES, steps=steps,
                                                       generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         acc = (classifier(data.x_test).argmax(1) == data.y_test).float().mean().item()

@@ -11,6 +11,7 @@ from . import (  # noqa: E402
     datasets,
     evaluation,
     exercises,
+    explanations,
     feature_effects,
     generative,
     graphs,
@@ -28,7 +29,7 @@ from . import (  # noqa: E402
 )
 
 __all__ = [
-    "__version__", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "feature_effects",
+    "__version__", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "explanations", "feature_effects",
     "generative", "graphs", "infoflow", "interventions", "invariance", "models", "plotting", "recurrent",
     "regressors", "robustness", "scm", "shapley", "utils",
 ]

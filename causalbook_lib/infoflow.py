@@ -46,13 +46,13 @@ probabilities of shape ``(batch, M)`` (rows on the simplex, not logits). Informa
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from .models import eval_mode
 from .utils import as_float_tensor, as_generator, check_positive_int
 
 __all__ = [
@@ -105,21 +105,6 @@ def binary_entropy(p) -> np.ndarray:
         out = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
                 + np.where(p < 1, (1 - p) * np.log(np.where(p < 1, 1 - p, 1.0)), 0.0))
     return out
-
-
-@contextmanager
-def _eval_mode(module):
-    """Put ``module`` (if it is an ``nn.Module``) in eval mode and restore every submodule's mode."""
-    if not isinstance(module, nn.Module):
-        yield
-        return
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
 
 
 def _latent_dtype(decoder) -> torch.dtype:
@@ -187,7 +172,7 @@ def _forward_once(decoder, classifier, z: torch.Tensor, n_latents: int) -> torch
     if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[0] != z.shape[0]:
         raise ValueError(f"the decoder must return a tensor with batch size {z.shape[0]}, "
                          f"got {type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}")
-    with _eval_mode(classifier):
+    with eval_mode(classifier):
         p = classifier(x)
     if not isinstance(p, torch.Tensor) or p.dim() != 2 or p.shape[0] != z.shape[0]:
         raise ValueError(f"the classifier must return probabilities of shape ({z.shape[0]}, M), "

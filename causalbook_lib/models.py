@@ -14,6 +14,7 @@ mapping inputs ``(n, ...)`` to scores ``(n, M)``, logits or probabilities alike.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 
 from .utils import check_finite, check_positive_int
 
-__all__ = ["make_mlp", "train_classifier", "iris_classifier", "accuracy"]
+__all__ = ["make_mlp", "train_classifier", "iris_classifier", "accuracy", "eval_mode"]
 
 
 def _module_dtype_device(forward_func) -> tuple[torch.dtype | None, torch.device | None]:
@@ -189,3 +190,24 @@ def iris_classifier(activation: str = "relu", *, seed: int = 0, epochs: int = 50
     with torch.no_grad():
         accuracy = float((model(split.x_train).argmax(1) == split.y_train).double().mean())
     return model, split, accuracy
+
+
+@contextmanager
+def eval_mode(*parts):
+    """Evaluate in eval mode: switch every ``nn.Module`` among ``parts`` (or the module a bound method
+    such as ``vae.decode`` belongs to) to eval mode for the body, then restore the ``training`` flag of
+    each of their submodules. Plain functions are left alone, so wrapping a module in a function
+    (``lambda x: clf(x)``) keeps its current mode, for example dropout on."""
+    modules = []
+    for part in parts:
+        owner = part if isinstance(part, nn.Module) else getattr(part, "__self__", None)
+        if isinstance(owner, nn.Module):
+            modules.append(owner)
+    saved = [(m, m.training) for module in modules for m in module.modules()]
+    for module in modules:
+        module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in saved:
+            m.training = mode

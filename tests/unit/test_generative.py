@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import causalbook_lib as cb
+from causalbook_lib import explanations as E
 from causalbook_lib import generative as G
 
 
@@ -148,7 +149,7 @@ def test_digit_cnn_and_accuracy():
     g = torch.Generator().manual_seed(0)
     x = torch.cat([torch.zeros(30, 64), torch.ones(30, 64)]) * 0.8 + 0.1 * torch.rand(60, 64, generator=g)
     y = torch.cat([torch.zeros(30), torch.ones(30)]).long()
-    clf = G.train_digit_classifier(x, y, 2, steps=150, generator=g)
+    clf = E.train_digit_classifier(x, y, 2, steps=150, generator=g)
     assert not clf.training and not any(p.requires_grad for p in clf.parameters())
     p = clf(x)
     assert torch.allclose(p.sum(-1), torch.ones(60), atol=1e-6)
@@ -158,23 +159,23 @@ def test_digit_cnn_and_accuracy():
     with pytest.raises(ValueError):
         cb.models.accuracy(clf, x, y[:5])
     with pytest.raises(ValueError):
-        G.train_digit_classifier(x, y + 1, 2)
+        E.train_digit_classifier(x, y + 1, 2)
 
 
 def test_negative_elbo_matches_hand_computation():
-    vae = G.ExplanationVAE(1, 1, n_pixels=4, hidden=3)
+    vae = E.ExplanationVAE(1, 1, n_pixels=4, hidden=3)
     x = torch.rand(5, 4)
     noise = torch.randn(5, 2)
-    loss, kl = G.negative_elbo(vae, x, noise)
+    loss, kl = E.negative_elbo(vae, x, noise)
     mu, logvar = vae.encode(x)
     z = mu + (0.5 * logvar).exp() * noise
     sse = ((vae.decode(z) - x) ** 2).sum(-1)
     kl_hand = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(-1)
     assert torch.allclose(loss, (sse + kl_hand).mean()) and torch.allclose(kl, kl_hand.mean())
     with pytest.raises(ValueError):
-        G.negative_elbo(vae, x, noise[:, :1])
+        E.negative_elbo(vae, x, noise[:, :1])
     with pytest.raises(ValueError):
-        G.ExplanationVAE(0, 0)
+        E.ExplanationVAE(0, 0)
 
 
 def test_train_explainer_increases_information_flow():
@@ -183,24 +184,24 @@ def test_train_explainer_increases_information_flow():
     torch.manual_seed(0)
     x = torch.cat([torch.full((20, 64), 0.2), torch.full((20, 64), 0.8)]) + 0.05 * torch.rand(40, 64, generator=g)
     clf = StepClassifier()
-    vae = G.ExplanationVAE(1, 1, hidden=16)
+    vae = E.ExplanationVAE(1, 1, hidden=16)
     before = infoflow.information_flow(vae.decoder, clf, 1, 1, 200, 20, generator=torch.Generator().manual_seed(3))
-    hist = G.train_explainer(vae, clf, x, lam=0.05, steps=60, n_alpha=30, n_beta=10, lr=5e-3, generator=g)
+    hist = E.train_explainer(vae, clf, x, lam=0.05, steps=60, n_alpha=30, n_beta=10, lr=5e-3, generator=g)
     after = infoflow.information_flow(vae.decoder, clf, 1, 1, 200, 20, generator=torch.Generator().manual_seed(3))
     assert after > before + 0.2 and after <= math.log(2) + 1e-9
     assert len(hist.steps) == len(hist.information_flow) == len(hist.data_loss) and hist.steps[-1] == 59
     with pytest.raises(ValueError):
-        G.train_explainer(vae, clf, x, lam=-1.0, steps=2)
+        E.train_explainer(vae, clf, x, lam=-1.0, steps=2)
     with pytest.raises(ValueError):
-        G.train_explainer(vae, clf, x[:, :10], lam=0.1, steps=2)
+        E.train_explainer(vae, clf, x[:, :10], lam=0.1, steps=2)
 
 
 def test_resampled_factor_accuracy_brute_force():
-    vae = G.ExplanationVAE(1, 2, hidden=8)
+    vae = E.ExplanationVAE(1, 2, hidden=8)
     clf = StepClassifier()
     x = torch.rand(12, 64)
     y = torch.arange(12) % 2
-    res = G.resampled_factor_accuracy(vae, clf, x, y, generator=torch.Generator().manual_seed(5))
+    res = E.resampled_factor_accuracy(vae, clf, x, y, generator=torch.Generator().manual_seed(5))
     gen = torch.Generator().manual_seed(5)
     draws = torch.randn(3, 12, generator=gen)
     with torch.no_grad():
@@ -213,48 +214,48 @@ def test_resampled_factor_accuracy_brute_force():
         assert math.isclose(res.reencoded, float((clf(vae.decode(mu)).argmax(-1) == y).double().mean()))
     assert math.isclose(res.original, cb.models.accuracy(clf, x, y))
     with pytest.raises(ValueError):
-        G.resampled_factor_accuracy(vae, clf, x[:, :8], y)
+        E.resampled_factor_accuracy(vae, clf, x[:, :8], y)
 
 
 def test_single_factor_counterfactuals_linear():
     # decode(z) = 0.5 + 0.1 * z_0 on every pixel; the classifier flips at mean 0.5, i.e. z_0 = 0
     decode = lambda z: 0.5 + 0.1 * z[:, :1].expand(-1, 64)
     z = torch.tensor([[-1.0, 0.3], [0.57, -2.0]])
-    shift, cls = G.single_factor_counterfactuals(decode, StepClassifier(), z, max_shift=4.0, n_grid=161)
+    shift, cls = E.single_factor_counterfactuals(decode, StepClassifier(), z, max_shift=4.0, n_grid=161)
     assert math.isclose(float(shift[0, 0]), 1.05, abs_tol=1e-6)       # smallest grid step past 1.0
     assert math.isclose(float(shift[1, 0]), -0.6, abs_tol=1e-6)
     assert torch.isinf(shift[:, 1]).all() and (cls[:, 1] == -1).all()
     assert cls[0, 0] == 1 and cls[1, 0] == 0
     with pytest.raises(ValueError):
-        G.single_factor_counterfactuals(decode, StepClassifier(), z, n_grid=10)
+        E.single_factor_counterfactuals(decode, StepClassifier(), z, n_grid=10)
     with pytest.raises(ValueError):
-        G.single_factor_counterfactuals(decode, StepClassifier(), z, max_shift=-1.0)
+        E.single_factor_counterfactuals(decode, StepClassifier(), z, max_shift=-1.0)
 
 
 def test_latent_counterfactuals_moves_only_the_causal_factor():
     decode = lambda z: 0.5 + 0.1 * z[:, :1].expand(-1, 64) + 0.0 * z[:, 1:2]
     z = torch.tensor([[-1.0, 0.3], [1.0, -0.5]])
-    delta = G.latent_counterfactuals(decode, StepClassifier(), z, torch.tensor([1, 0]), steps=400, lr=0.05)
+    delta = E.latent_counterfactuals(decode, StepClassifier(), z, torch.tensor([1, 0]), steps=400, lr=0.05)
     assert delta[0, 0] > 0.9 and delta[1, 0] < -0.9
     assert float(delta[:, 1].abs().max()) < 1e-3
     with torch.no_grad():
         assert (StepClassifier()(decode(z + delta)).argmax(-1) == torch.tensor([1, 0])).all()
     with pytest.raises(ValueError):
-        G.latent_counterfactuals(decode, StepClassifier(), z, torch.tensor([1]))
+        E.latent_counterfactuals(decode, StepClassifier(), z, torch.tensor([1]))
     with pytest.raises(ValueError):
-        G.latent_counterfactuals(decode, StepClassifier(), z, torch.tensor([1, 0]), confidence=1.5)
+        E.latent_counterfactuals(decode, StepClassifier(), z, torch.tensor([1, 0]), confidence=1.5)
 
 
 def test_negative_elbo_pixel_weight():
-    vae = G.ExplanationVAE(1, 1, n_pixels=4, hidden=3)
+    vae = E.ExplanationVAE(1, 1, n_pixels=4, hidden=3)
     x = torch.rand(5, 4)
     noise = torch.randn(5, 2)
-    l1, kl = G.negative_elbo(vae, x, noise)
-    l3, kl3 = G.negative_elbo(vae, x, noise, pixel_weight=3.0)
+    l1, kl = E.negative_elbo(vae, x, noise)
+    l3, kl3 = E.negative_elbo(vae, x, noise, pixel_weight=3.0)
     assert torch.allclose(kl, kl3)
     assert torch.allclose(l3 - kl3, 3.0 * (l1 - kl))
     with pytest.raises(ValueError):
-        G.negative_elbo(vae, x, noise, pixel_weight=0.0)
+        E.negative_elbo(vae, x, noise, pixel_weight=0.0)
 
 
 def test_train_explainer_lambda_trades_flow_for_data_fidelity():
@@ -268,13 +269,13 @@ def test_train_explainer_lambda_trades_flow_for_data_fidelity():
     flow, data = {}, {}
     for lam in (0.0, 0.01, 1.0):
         torch.manual_seed(0)
-        vae = G.ExplanationVAE(1, 1, hidden=16)
-        G.train_explainer(vae, clf, x, lam=lam, steps=80, n_alpha=30, n_beta=10, lr=5e-3,
+        vae = E.ExplanationVAE(1, 1, hidden=16)
+        E.train_explainer(vae, clf, x, lam=lam, steps=80, n_alpha=30, n_beta=10, lr=5e-3,
                           generator=torch.Generator().manual_seed(0))
         flow[lam] = infoflow.information_flow(vae.decoder, clf, 1, 1, 200, 20,
                                               generator=torch.Generator().manual_seed(3))
         with torch.no_grad():
-            data[lam] = G.negative_elbo(vae, x, noise)[0].item()
+            data[lam] = E.negative_elbo(vae, x, noise)[0].item()
     # data loss falls as lambda grows (about 18, 3 and 1.5 here) ...
     assert data[0.0] > 2 * data[0.01] and data[0.01] > data[1.0]
     # ... and the flow falls with it (0.64, 0.63, 0.49 nats here; 0.01 nats of slack for Monte Carlo)
@@ -299,17 +300,17 @@ def test_evaluation_helpers_run_modules_in_eval_mode_and_restore_it():
     # m19: a classifier (or decoder) left in train mode would silently be evaluated with dropout on,
     # a different, random function. The helpers switch to eval mode and give the caller's flags back.
     torch.manual_seed(0)
-    vae = G.ExplanationVAE(1, 2, hidden=8)
+    vae = E.ExplanationVAE(1, 2, hidden=8)
     x = torch.rand(12, 64)
     y = torch.arange(12) % 2
     z = torch.tensor([[-1.0, 0.3, 0.0], [0.57, -2.0, 0.1]])
     decode = lambda z: 0.5 + 0.1 * z[:, :1].expand(-1, 64)   # noqa: E731
     calls = {
-        "resampled": lambda clf: G.resampled_factor_accuracy(vae, clf, x, y,
+        "resampled": lambda clf: E.resampled_factor_accuracy(vae, clf, x, y,
                                                              generator=torch.Generator().manual_seed(5)).per_factor,
-        "single": lambda clf: G.single_factor_counterfactuals(decode, clf, z, n_grid=41)[0],
-        "latent": lambda clf: G.latent_counterfactuals(decode, clf, z, torch.tensor([1, 0]), steps=50),
-        "explainer": lambda clf: G.train_explainer(G.ExplanationVAE(1, 1, hidden=4), clf, x, lam=0.1, steps=2,
+        "single": lambda clf: E.single_factor_counterfactuals(decode, clf, z, n_grid=41)[0],
+        "latent": lambda clf: E.latent_counterfactuals(decode, clf, z, torch.tensor([1, 0]), steps=50),
+        "explainer": lambda clf: E.train_explainer(E.ExplanationVAE(1, 1, hidden=4), clf, x, lam=0.1, steps=2,
                                                    n_alpha=4, n_beta=3).information_flow,
     }
     for name, call in calls.items():
@@ -330,5 +331,5 @@ def test_evaluation_helpers_run_modules_in_eval_mode_and_restore_it():
     assert dec.training and torch.equal(sw, G.latent_sweeps(dec.eval(), z, torch.linspace(-1, 1, 3)))
     # the documented way to keep dropout on, as the authors' code does: wrap the module in a function
     clf = DropoutClassifier().train()
-    G.single_factor_counterfactuals(decode, lambda im: clf(im), z, n_grid=41)
+    E.single_factor_counterfactuals(decode, lambda im: clf(im), z, n_grid=41)
     assert clf.seen and all(clf.seen)
