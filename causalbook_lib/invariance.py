@@ -29,7 +29,6 @@ __all__ = [
     "INVARIANCE_METHODS",
     "InvarianceFit",
     "fit_invariant_classifiers",
-    "accuracy",
     "ExpertsFit",
     "train_competing_experts",
     "assign_experts",
@@ -185,6 +184,19 @@ class InvarianceFit:
         """Logits of every model on inputs ``x`` of shape ``(n, D)``; returns ``(M, n)``."""
         return self.model(x).squeeze(-1)
 
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        """Accuracy of every model on ``(x, y)`` (the logit thresholded at 0); shape ``(M,)``.
+
+        (A method, not a module function: :func:`causalbook_lib.models.accuracy` is the accuracy of
+        one classifier.)
+
+        Raises:
+            ValueError: shapes that do not match or non-binary labels.
+        """
+        (x, y), = _check_envs([(x, y)])
+        pred = (self.logits(x) > 0).to(y.dtype)
+        return (pred == y).to(torch.float64).mean(1).numpy()
+
 
 def _check_envs(envs) -> list[tuple[torch.Tensor, torch.Tensor]]:
     if not isinstance(envs, (list, tuple)) or len(envs) == 0:
@@ -282,17 +294,6 @@ def fit_invariant_classifiers(envs, *, methods=("erm", "irm"), seeds=(0, 1, 2), 
         risks_hist[step] = risks.detach().numpy()
         pen_hist[step] = penalties.detach().numpy()
     return InvarianceFit(model, model_methods, model_seeds, {"risk": risks_hist, "penalty": pen_hist})
-
-
-def accuracy(fit: InvarianceFit, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """Accuracy of every model of ``fit`` on ``(x, y)`` (threshold the logit at 0); shape ``(M,)``.
-
-    Raises:
-        ValueError: shapes that do not match or non-binary labels.
-    """
-    (x, y), = _check_envs([(x, y)])
-    pred = (fit.logits(x) > 0).to(y.dtype)
-    return (pred == y).to(torch.float64).mean(1).numpy()
 
 
 # --------------------------------------------------------------------------------------------

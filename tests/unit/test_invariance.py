@@ -93,8 +93,8 @@ def test_fit_invariant_classifiers_erm_uses_the_spurious_feature_and_irm_less():
                                         steps=300, lr=1e-2, l2=1e-3, penalty_weight=1e3, anneal_steps=50)
     assert fit.methods == ["erm", "erm", "irm", "irm", "minmax", "minmax"] and fit.seeds == [0, 1] * 3
     assert fit.history["risk"].shape == (300, 6, 2) and fit.history["penalty"].shape == (300, 6, 2)
-    test = inv.accuracy(fit, *envs[2])
-    train = inv.accuracy(fit, torch.cat([envs[0][0], envs[1][0]]), torch.cat([envs[0][1], envs[1][1]]))
+    test = fit.accuracy(*envs[2])
+    train = fit.accuracy(torch.cat([envs[0][0], envs[1][0]]), torch.cat([envs[0][1], envs[1][1]]))
     assert np.all(train[:2] > 0.84)            # ERM exploits the 85%-reliable spurious feature
     assert np.all(test[:2] < 0.5)              # ... and fails when it flips
     assert np.all(test[2:4] > test[:2].max())  # IRMv1 relies on it less
