@@ -197,11 +197,11 @@ def _check_attack(x, y, eps, loss: str, norm: str | None = None):
     return x.to(torch.float64), y, e.clone()
 
 
-def fgsm(model: Callable, x, y, eps, *, loss: str = "margin", loss_dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def fgsm(forward_func: Callable, x, y, eps, *, loss: str = "margin", loss_dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Fast gradient sign method (Goodfellow et al.): ``x + eps * sign(grad_x loss)``, clipped to [0, 1].
 
     Args:
-        model: maps (n, d) float64 images to (n, C) logits.
+        forward_func: maps (n, d) float64 images to (n, C) logits.
         x: (n, d) images in [0, 1]; y: (n,) labels; eps: L-infinity budget (scalar or (n,)).
         loss: ``"margin"`` (default, see :func:`margin_loss`) or ``"ce"`` (cross-entropy).
         loss_dtype: dtype in which the loss is computed; float32 with ``"ce"`` shows how a
@@ -213,7 +213,7 @@ def fgsm(model: Callable, x, y, eps, *, loss: str = "margin", loss_dtype: torch.
     """
     x, y, e = _check_attack(x, y, eps, loss)
     xa = x.clone().requires_grad_(True)
-    grad, = torch.autograd.grad(_loss(model, xa, y, loss, loss_dtype).sum(), xa)
+    grad, = torch.autograd.grad(_loss(forward_func, xa, y, loss, loss_dtype).sum(), xa)
     return (x + e[:, None] * grad.sign()).clamp(0.0, 1.0).detach()
 
 
@@ -224,7 +224,7 @@ def _project(delta: torch.Tensor, eps: torch.Tensor, norm: str) -> torch.Tensor:
     return delta * torch.clamp(eps[:, None] / n, max=1.0)
 
 
-def pgd(model: Callable, x, y, eps, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
+def pgd(forward_func: Callable, x, y, eps, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
         loss: str = "margin", loss_dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Projected gradient ascent on the loss inside an L-inf or L2 ball (Madry et al.).
 
@@ -248,10 +248,10 @@ def pgd(model: Callable, x, y, eps, *, norm: str = "linf", steps: int = 40, step
     best, best_margin = x.clone(), torch.full((len(x),), -torch.inf, dtype=torch.float64)
     for _ in range(steps + 1):
         xa = (x + delta).clamp(0.0, 1.0).requires_grad_(True)
-        value = _loss(model, xa, y, loss, loss_dtype)
+        value = _loss(forward_func, xa, y, loss, loss_dtype)
         grad, = torch.autograd.grad(value.sum(), xa)
         with torch.no_grad():
-            m = margin_loss(model(xa).to(torch.float64), y)
+            m = margin_loss(forward_func(xa).to(torch.float64), y)
             better = m > best_margin
             best[better], best_margin[better] = xa[better], m[better]
             if norm == "linf":
@@ -262,7 +262,7 @@ def pgd(model: Callable, x, y, eps, *, norm: str = "linf", steps: int = 40, step
     return best.detach()
 
 
-def accuracy_under_attack(model: Callable, x, y, eps_values, attack: str = "pgd", **kwargs) -> torch.Tensor:
+def accuracy_under_attack(forward_func: Callable, x, y, eps_values, attack: str = "pgd", **kwargs) -> torch.Tensor:
     """Accuracy after attacking every test point at each budget in ``eps_values``: shape (len(eps_values),).
 
     ``attack`` is ``"fgsm"`` or ``"pgd"``; extra keyword arguments go to the attack.
@@ -275,12 +275,12 @@ def accuracy_under_attack(model: Callable, x, y, eps_values, attack: str = "pgd"
     fn = fgsm if attack == "fgsm" else pgd
     out = []
     for eps in eps_values:
-        xa = fn(model, x, y, float(eps), **kwargs)
-        out.append(accuracy(model, xa, y))
+        xa = fn(forward_func, x, y, float(eps), **kwargs)
+        out.append(accuracy(forward_func, xa, y))
     return torch.tensor(out, dtype=torch.float64)
 
 
-def minimal_perturbation(model: Callable, x, y, *, norm: str = "l2", eps_max: float = 8.0, bisections: int = 12,
+def minimal_perturbation(forward_func: Callable, x, y, *, norm: str = "l2", eps_max: float = 8.0, bisections: int = 12,
                          steps: int = 30, loss: str = "margin") -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample smallest budget at which PGD finds an adversarial example, by batched bisection.
 
@@ -299,18 +299,18 @@ def minimal_perturbation(model: Callable, x, y, *, norm: str = "l2", eps_max: fl
     if not eps_max > 0:
         raise ValueError(f"eps_max must be positive, got {eps_max!r}")
     with torch.no_grad():
-        wrong = model(x).argmax(1) != y
+        wrong = forward_func(x).argmax(1) != y
     lo = torch.zeros(len(x), dtype=torch.float64)
     hi = torch.full((len(x),), float(eps_max), dtype=torch.float64)
-    xa = pgd(model, x, y, hi, norm=norm, steps=steps, loss=loss)
+    xa = pgd(forward_func, x, y, hi, norm=norm, steps=steps, loss=loss)
     with torch.no_grad():
-        ok = model(xa).argmax(1) != y
+        ok = forward_func(xa).argmax(1) != y
     best = torch.where(ok[:, None], xa, x)
     for _ in range(bisections):
         mid = 0.5 * (lo + hi)
-        cand = pgd(model, x, y, mid, norm=norm, steps=steps, loss=loss)
+        cand = pgd(forward_func, x, y, mid, norm=norm, steps=steps, loss=loss)
         with torch.no_grad():
-            succ = model(cand).argmax(1) != y
+            succ = forward_func(cand).argmax(1) != y
         hi = torch.where(succ, mid, hi)
         lo = torch.where(succ, lo, mid)
         best = torch.where(succ[:, None], cand, best)
@@ -323,7 +323,7 @@ def minimal_perturbation(model: Callable, x, y, *, norm: str = "l2", eps_max: fl
 
 
 @torch.no_grad()
-def line_search_attack(model: Callable, x, y, candidates, candidate_labels, *, nearest: int = 20, grid: int = 32,
+def line_search_attack(forward_func: Callable, x, y, candidates, candidate_labels, *, nearest: int = 20, grid: int = 32,
                        chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """A decision-based attack: walk in a straight line from ``x`` towards images of other classes.
 
@@ -357,7 +357,7 @@ def line_search_attack(model: Callable, x, y, candidates, candidate_labels, *, n
         pick = dist0.topk(nearest, dim=1, largest=False).indices                # (b, k)
         direction = cand[pick] - xb[:, None]                                   # (b, k, d)
         pts = xb[:, None, None] + ts[None, None, :, None] * direction[:, :, None]   # (b, k, g, d)
-        pred = model(pts.reshape(-1, x.shape[1])).argmax(1).reshape(pts.shape[:3])
+        pred = forward_func(pts.reshape(-1, x.shape[1])).argmax(1).reshape(pts.shape[:3])
         flipped = (pred != yb[:, None, None]) & (cy[pick][:, :, None] != yb[:, None, None])
         dist = ts[None, None] * direction.norm(dim=2)[:, :, None]               # (b, m, g)
         dist = torch.where(flipped, dist, torch.full_like(dist, float("inf")))
@@ -435,22 +435,22 @@ def loan_counterfactual(features, group, params: LoanSCMParameters | None = None
     return torch.stack([g, u_age, edu, inc], dim=1)
 
 
-def counterfactual_gap(predict: Callable[[torch.Tensor], torch.Tensor], features, cf_features) -> torch.Tensor:
+def counterfactual_gap(forward_func: Callable[[torch.Tensor], torch.Tensor], features, cf_features) -> torch.Tensor:
     """Per-applicant change of a predictor between the factual and the counterfactual world: shape (n,).
 
     Kusner et al.'s criterion asks ``P(Yhat_{A<-a}(U) | X, A) = P(Yhat_{A<-a'}(U) | X, A)``; for a
-    deterministic SCM and predictor this is ``predict(features) == predict(cf_features)`` for
-    every applicant, so the returned ``|predict(features) - predict(cf_features)|`` must be 0.
+    deterministic SCM and predictor this is ``forward_func(features) == forward_func(cf_features)`` for
+    every applicant, so the returned ``|forward_func(features) - forward_func(cf_features)|`` must be 0.
 
     Raises:
-        ValueError: the two feature matrices differ in shape, or ``predict`` returns the wrong shape.
+        ValueError: the two feature matrices differ in shape, or ``forward_func`` returns the wrong shape.
     """
     f = _check_loan_features(features)
     fc = _check_loan_features(cf_features)
     if f.shape != fc.shape:
         raise ValueError(f"features and cf_features must have the same shape, got {tuple(f.shape)} and {tuple(fc.shape)}")
-    a = torch.as_tensor(predict(f), dtype=torch.float64)
-    b = torch.as_tensor(predict(fc), dtype=torch.float64)
+    a = torch.as_tensor(forward_func(f), dtype=torch.float64)
+    b = torch.as_tensor(forward_func(fc), dtype=torch.float64)
     if a.shape != (len(f),) or b.shape != (len(f),):
         raise ValueError(f"predict must return one value per applicant, shape ({len(f)},), got {tuple(a.shape)}")
     return (a - b).abs()
