@@ -88,7 +88,7 @@ def test_page_renders(base_url, page):
 
 #: The first load of chapter 01 (issue "Publish the book"): at most this many requests and bytes.
 #: The time until its math is typeset is printed, not asserted: a test holds no timings (a loaded
-#: CI machine would fail it for nothing); the target is 1 s on localhost.
+#: CI machine would fail it for nothing); bench/bench_page_weight.py prints it against its 1 s target.
 FIRST_LOAD_REQUESTS = 40
 FIRST_LOAD_BYTES = 3_000_000
 
