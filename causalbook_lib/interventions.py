@@ -52,6 +52,7 @@ __all__ = [
     "interventional_expectation",
     "interventional_expectation_all",
     "interventional_expectation_mc",
+    "intervened_points",
     "MLP_ACTIVATIONS",
     "mlp_interventional_expectation_all",
 ]
@@ -241,6 +242,12 @@ def rank_truncation_bound(cov, rank: int, hessian_norm: float) -> float:
     .. math:: \\big|\\tfrac12\\operatorname{tr}(H\\Sigma_{-i}) - \\tfrac12\\operatorname{tr}(H\\Sigma_{r,-i})\\big|
               \\le \\tfrac12 \\lVert H\\rVert_2 \\sum_{j>r}\\lambda_j .
 
+    That is the path "truncate Σ, then zero row and column i". ``interventional_expectation(...,
+    rank=r)`` takes the other path: it zeroes row and column i first and truncates Σ₋ᵢ to its own top
+    r eigenpairs. The bound holds there too. Σ₋ᵢ is Σ compressed to the other k − 1 coordinates (plus
+    a zero row and column), so by Cauchy interlacing its eigenvalues satisfy μ_j ≤ λ_j, and the error
+    of its truncation, Σ_{j>r} μ_j, is at most Σ_{j>r} λ_j.
+
     Args:
         cov: the input covariance (k, k).
         rank: number of eigen-directions kept.
@@ -310,6 +317,20 @@ def _hessians(f, points: torch.Tensor) -> torch.Tensor:
     hess = torch.func.vmap(torch.func.hessian(_one_row(f)))
     c = _chunk(P, 4 * k * k)
     return torch.cat([hess(points[s:s + c]) for s in range(0, P, c)])
+
+
+def intervened_points(mean, feature: int, alphas) -> torch.Tensor:
+    """The points μ_α at which Eq. 4 evaluates ``forward_func``: ``mean`` with coordinate ``feature``
+    set to each α, shape (m, k), float64 (Corollary 2.1: the other means do not move).
+
+    Raises:
+        ValueError: ``mean`` not a finite 1-D vector, ``feature`` out of range, or bad ``alphas``.
+    """
+    mean = as_float_tensor(mean, "mean")
+    if mean.dim() != 1:
+        raise ValueError(f"mean must be a 1-D vector of k means, got shape {tuple(mean.shape)}")
+    feature = check_index(feature, "feature", mean.shape[0])
+    return _intervened_points(mean, feature, _check_alphas(alphas, mean.dtype))
 
 
 def _intervened_points(mean: torch.Tensor, feature: int, alphas: torch.Tensor) -> torch.Tensor:

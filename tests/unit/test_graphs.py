@@ -171,3 +171,15 @@ def test_draw_dag():
     with pytest.raises(ValueError, match="not in the graph"):
         draw_dag(ax, g, highlight=["w"])
     plt.close(fig)
+
+
+def test_backdoor_criterion_with_two_treatments():
+    """A joint treatment {x1, x2}: every back-door path into either treatment must be blocked, and no
+    adjustment node may descend from either (review m17)."""
+    g = dg(("z", "x1"), ("z", "y"), ("x1", "x2"), ("x2", "y"), ("w", "x2"), ("w", "y"), ("x2", "m"), ("m", "y"))
+    assert satisfies_backdoor(g, ["x1", "x2"], "y", ["z", "w"])
+    assert not satisfies_backdoor(g, ["x1", "x2"], "y", ["z"])        # x2 <- w -> y stays open
+    assert not satisfies_backdoor(g, ["x1", "x2"], "y", ["w"])        # x1 <- z -> y stays open
+    assert not satisfies_backdoor(g, ["x1", "x2"], "y", ["z", "w", "m"])  # m descends from x2
+    # one treatment alone: x2's back-door paths run through x1 <- z and through w
+    assert satisfies_backdoor(g, "x2", "y", ["x1", "w"]) and not satisfies_backdoor(g, "x2", "y", ["w"])

@@ -324,6 +324,25 @@ def test_network_scm_full_and_reduced_agree_with_forward():
         assert torch.allclose(a["h1_2"], torch.tanh(net[0](x))[:, 2], atol=1e-12)
 
 
+def test_network_scm_with_relu_agrees_with_forward():
+    """network_scm with ReLU hidden units (review m17): every neuron is a variable, and the sampled
+    outputs and hidden neurons equal the network's own forward pass."""
+    from causalbook_lib.scm import network_scm
+    _, variables = _tiny_network_and_inputs()
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).double()
+    full = network_scm(net, variables, ["x0", "x1", "x2"])
+    a = full.sample(400, gen(21))
+    x = torch.stack([a["x0"], a["x1"], a["x2"]], 1)
+    with torch.no_grad():
+        out, hidden = net(x), torch.relu(net[0](x))
+    for j in range(2):
+        assert torch.allclose(a[f"y_{j}"], out[:, j], atol=1e-12)
+    for j in range(4):
+        assert torch.allclose(a[f"h1_{j}"], hidden[:, j], atol=1e-12)
+    assert bool((hidden == 0).any()) and bool((hidden > 0).any())  # both sides of the kink are visited
+
+
 def test_network_scm_bad_input():
     from causalbook_lib.scm import network_scm
     net, variables = _tiny_network_and_inputs()
