@@ -161,9 +161,11 @@ def iris_classifier(activation: str = "relu", *, seed: int = 0, epochs: int = 50
 
     The authors trained a ReLU 4-8-3 network with Adam (lr 3e-4, weight decay 1e-4) for 500 epochs
     with batch size 1 (75,000 steps). The book keeps the architecture, the optimiser, the weight decay
-    and the 500 epochs, but uses batches of 10 and scales the learning rate by the same factor
-    (3e-3, the linear scaling rule): the same learning rate per example with ten times fewer steps,
-    which a laptop trains in seconds. Chapters :doc:`04 </notebooks/04-interventional-expectations>` and
+    and the 500 epochs, but uses batches of 10 and a learning rate ten times larger (3e-3). Adam's
+    step length is set by the learning rate, not by the gradient's scale, so what this keeps is the
+    total path length, steps times learning rate (7,500 x 3e-3 = 75,000 x 3e-4), with ten times
+    fewer steps, which a laptop trains in seconds. (The "linear scaling rule" is SGD reasoning and
+    does not apply to Adam.) Chapters :doc:`04 </notebooks/04-interventional-expectations>` and
     :doc:`05 </notebooks/05-causal-regressors>` use it.
 
     Args:
