@@ -37,9 +37,11 @@ section.cb-chapter { break-before: page; }
 h1, h2, h3 { break-after: avoid; }
 #cb-pdf-contents { break-after: page; }
 #cb-pdf-contents a { text-decoration: none; }
-/* Chromium prints a CSS shadow (the admonition boxes have one) as a raster image: 399 of them in
-   the first PDF, none of them a figure. Paper needs no shadows. */
-*, *::before, *::after { box-shadow: none !important; text-shadow: none !important; }
+/* Chromium prints a CSS shadow (the theme gives admonitions and dropdowns one, with !important)
+   through a raster mask: 399 grey images in the first PDF, none of them a figure. Paper needs no
+   shadows. The repeated :root outranks the theme's selectors (up to html[data-theme] .class). */
+:root:root:root *, :root:root:root *::before, :root:root:root *::after {
+  box-shadow: none !important; text-shadow: none !important; }
 """
 
 #: Mark every top-level document of the single page as a chapter, and put a contents list of their
