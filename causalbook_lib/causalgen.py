@@ -7,7 +7,8 @@ and a mixture of competing generators (Part V, :doc:`chapter 16 </notebooks/16-c
   conditioning, and computes the exact distributions by enumeration (the ground truth for the
   Monte Carlo frequencies). It plays the role of CausalGAN's causal controller (Kocaoglu et al.):
   there the controller is a neural network trained adversarially; for binary attributes with a
-  known graph the maximum-likelihood table of :meth:`CausalController.fit` is the same model class.
+  known graph the table of :meth:`CausalController.fit` (conditional frequencies, add-one smoothed by
+  default) is the same model class.
 * :class:`ConditionalVAE` maps (noise, attributes) to images; :func:`train_vae` fits it.
 * :class:`CompetitiveMixture` and :func:`train_competitive_mixture` implement the competitive
   training of K independent VAEs in the spirit of Locatello et al.: every training point is given
@@ -111,10 +112,13 @@ class CausalController:
 
     @classmethod
     def fit(cls, parents: Mapping[str, Sequence[str]], data, smoothing: float = 1.0) -> "CausalController":
-        """Fit every table by (Laplace-smoothed) maximum likelihood from binary data.
+        """Fit every table from binary data by smoothed conditional frequencies.
 
         ``P(X_i = 1 | pa_i = k) = (count(X_i = 1, pa_i = k) + s) / (count(pa_i = k) + 2 s)``.
-        With a known graph this is the maximum-likelihood causal controller (:doc:`chapter 16 </notebooks/16-causal-generation>`).
+        With ``s = 0`` this is the maximum-likelihood estimate; with ``s > 0`` it is the posterior mean
+        under a Beta(s, s) prior on each entry (``s = 1``, the default, is Laplace's rule of succession),
+        not the maximum-likelihood estimate. With a known graph it gives the causal controller of
+        :doc:`chapter 16 </notebooks/16-causal-generation>`.
 
         Args:
             parents: the causal graph (see the class docstring); the columns of ``data`` follow its order.
@@ -376,8 +380,10 @@ def train_vae(model: ConditionalVAE, x: torch.Tensor, c=None, *, epochs: int = 2
 class CompetitiveMixture(nn.Module):
     """K independent VAEs that compete for data points (Locatello et al.; :doc:`chapter 16 </notebooks/16-causal-generation>`).
 
-    The model is ``p(x) = sum_j alpha_j p_{g_j}(x)``; a point is assigned to
-    ``argmax_j ELBO_j(x)`` (a lower bound of ``log p_{g_j}(x)``), and only the winner learns from it.
+    The model is ``p(x) = sum_j alpha_j p_{g_j}(x)`` with equal weights ``alpha_j = 1/K``, which are
+    never estimated; a point is assigned to ``argmax_j ELBO_j(x)`` (a lower bound of
+    ``log p_{g_j}(x)``; with equal weights the ``log alpha_j`` term is the same for every ``j`` and
+    drops out), and only the winner learns from it.
 
     Raises:
         ValueError: ``k < 2`` or bad VAE sizes.
