@@ -22,7 +22,7 @@ from torch import nn
 
 from .datasets.synthetic import LoanSCMParameters
 from .models import accuracy, make_mlp
-from .utils import check_positive_int
+from .utils import as_generator, check_positive_int
 
 __all__ = [
     "GaussianGenerativeClassifier",
@@ -225,7 +225,8 @@ def _project(delta: torch.Tensor, eps: torch.Tensor, norm: str) -> torch.Tensor:
 
 
 def pgd(forward_func: Callable, x, y, eps, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
-        loss: str = "margin", loss_dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        loss: str = "margin", loss_dtype: torch.dtype = torch.float64, restarts: int = 1,
+        generator=None) -> torch.Tensor:
     """Projected gradient ascent on the loss inside an L-inf or L2 ball (Madry et al.).
 
     Each step moves by ``step_size * eps`` along ``sign(g)`` (L-inf) or ``g / ||g||`` (L2), projects
@@ -233,7 +234,13 @@ def pgd(forward_func: Callable, x, y, eps, *, norm: str = "linf", steps: int = 4
     with the highest margin seen is returned (so a success is never undone by a later step).
     ``step_size`` defaults to ``2.5 / steps``, a fraction of ``eps``.
 
-    Args: as :func:`fgsm`, plus ``norm`` (``"linf"`` or ``"l2"``) and ``steps``.
+    The first run starts at ``x``. With ``restarts > 1`` the others start at uniform random points
+    of the ball (Madry et al.'s random restarts), drawn with ``generator`` (see
+    :func:`causalbook_lib.utils.as_generator`), and the best iterate over all runs is kept, so more
+    restarts never weaken the attack.
+
+    Args: as :func:`fgsm`, plus ``norm`` (``"linf"`` or ``"l2"``), ``steps``, ``restarts`` and
+        ``generator``.
     Returns:
         (n, d) float64 adversarial images.
     Raises:
@@ -241,11 +248,28 @@ def pgd(forward_func: Callable, x, y, eps, *, norm: str = "linf", steps: int = 4
     """
     x, y, e = _check_attack(x, y, eps, loss, norm)
     steps = check_positive_int(steps, "steps")
+    restarts = check_positive_int(restarts, "restarts")
     alpha = 2.5 / steps if step_size is None else float(step_size)
     if not alpha > 0:
         raise ValueError(f"step_size must be positive, got {step_size!r}")
-    delta = torch.zeros_like(x)
+    gen = as_generator(generator) if restarts > 1 else None
     best, best_margin = x.clone(), torch.full((len(x),), -torch.inf, dtype=torch.float64)
+    for run in range(restarts):
+        if run == 0:
+            delta = torch.zeros_like(x)
+        elif norm == "linf":
+            delta = (2 * torch.rand(x.shape, generator=gen, dtype=x.dtype) - 1) * e[:, None]
+        else:  # uniform in the L2 ball: a uniform direction, radius eps * U^(1/d)
+            d = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+            r = torch.rand(len(x), generator=gen, dtype=x.dtype) ** (1.0 / x.shape[1])
+            delta = d / d.norm(dim=1, keepdim=True).clamp_min(1e-30) * (r * e)[:, None]
+        best, best_margin = _pgd_run(forward_func, x, y, e, delta, steps, alpha, norm, loss, loss_dtype,
+                                     best, best_margin)
+    return best.detach()
+
+
+def _pgd_run(forward_func, x, y, e, delta, steps, alpha, norm, loss, loss_dtype, best, best_margin):
+    """One PGD run from ``x + delta``; updates and returns the best iterate and margin per sample."""
     for _ in range(steps + 1):
         xa = (x + delta).clamp(0.0, 1.0).requires_grad_(True)
         value = _loss(forward_func, xa, y, loss, loss_dtype)
@@ -259,7 +283,7 @@ def pgd(forward_func: Callable, x, y, eps, *, norm: str = "linf", steps: int = 4
             else:
                 step = grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-30)
             delta = _project(xa - x + alpha * e[:, None] * step, e, norm)
-    return best.detach()
+    return best, best_margin
 
 
 def accuracy_under_attack(forward_func: Callable, x, y, eps_values, attack: str = "pgd", **kwargs) -> torch.Tensor:

@@ -99,6 +99,28 @@ def test_fgsm_closed_form_on_linear_model():
     torch.testing.assert_close(ce, expect)  # two classes: same sign pattern
 
 
+@pytest.mark.parametrize("norm, eps", [("linf", 0.1), ("l2", 0.3)])
+def test_pgd_restarts_stay_in_the_ball_never_weaken_and_are_reproducible(norm, eps):
+    """Random restarts (review m15): the first run is the plain attack, the others start at random
+    points of the ball; the best iterate over all runs is kept, so the margin never drops."""
+    torch.manual_seed(0)
+    model = cb.models.make_mlp([5, 8, 3], dtype=F64)
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(40, 5, generator=g, dtype=F64)
+    y = torch.randint(0, 3, (40,), generator=g)
+    one = rb.pgd(model, x, y, eps, norm=norm, steps=5)
+    many = rb.pgd(model, x, y, eps, norm=norm, steps=5, restarts=4, generator=7)
+    again = rb.pgd(model, x, y, eps, norm=norm, steps=5, restarts=4, generator=7)
+    size = (many - x).abs().amax(1) if norm == "linf" else (many - x).norm(dim=1)
+    assert bool((size <= eps + 1e-9).all()) and float(many.min()) >= 0 and float(many.max()) <= 1
+    assert torch.equal(many, again)
+    with torch.no_grad():
+        m1, m4 = rb.margin_loss(model(one), y), rb.margin_loss(model(many), y)
+    assert bool((m4 >= m1 - 1e-12).all())
+    with pytest.raises(ValueError, match="restarts"):
+        rb.pgd(model, x, y, eps, norm=norm, restarts=0)
+
+
 def test_pgd_stays_in_the_ball_and_image_range():
     torch.manual_seed(0)
     model = cb.models.make_mlp([5, 8, 3], dtype=F64)
