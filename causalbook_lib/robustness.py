@@ -305,13 +305,15 @@ def accuracy_under_attack(forward_func: Callable, x, y, eps_values, attack: str 
 
 
 def minimal_perturbation(forward_func: Callable, x, y, *, norm: str = "l2", eps_max: float = 8.0, bisections: int = 12,
-                         steps: int = 30, loss: str = "margin") -> tuple[torch.Tensor, torch.Tensor]:
+                         steps: int = 30, loss: str = "margin", restarts: int = 1,
+                         generator=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample smallest budget at which PGD finds an adversarial example, by batched bisection.
 
     For each sample the interval ``[0, eps_max]`` is bisected: PGD at the mid-point either
     succeeds (upper end moves down) or not (lower end moves up). The returned size is the norm of
     the best adversarial example found (an upper bound on the true minimal perturbation);
-    samples already misclassified get 0 and samples never broken get ``inf``.
+    samples already misclassified get 0 and samples never broken get ``inf``. ``restarts`` and
+    ``generator`` go to every :func:`pgd` call: more restarts give a tighter upper bound.
 
     Returns:
         ``(sizes, examples)``: (n,) float64 perturbation norms and (n, d) adversarial images.
@@ -320,19 +322,21 @@ def minimal_perturbation(forward_func: Callable, x, y, *, norm: str = "l2", eps_
     """
     x, y, _ = _check_attack(x, y, 0.0, loss, norm)
     bisections = check_positive_int(bisections, "bisections")
+    restarts = check_positive_int(restarts, "restarts")
     if not eps_max > 0:
         raise ValueError(f"eps_max must be positive, got {eps_max!r}")
     with torch.no_grad():
         wrong = forward_func(x).argmax(1) != y
     lo = torch.zeros(len(x), dtype=torch.float64)
     hi = torch.full((len(x),), float(eps_max), dtype=torch.float64)
-    xa = pgd(forward_func, x, y, hi, norm=norm, steps=steps, loss=loss)
+    gen = as_generator(generator) if restarts > 1 else None
+    xa = pgd(forward_func, x, y, hi, norm=norm, steps=steps, loss=loss, restarts=restarts, generator=gen)
     with torch.no_grad():
         ok = forward_func(xa).argmax(1) != y
     best = torch.where(ok[:, None], xa, x)
     for _ in range(bisections):
         mid = 0.5 * (lo + hi)
-        cand = pgd(forward_func, x, y, mid, norm=norm, steps=steps, loss=loss)
+        cand = pgd(forward_func, x, y, mid, norm=norm, steps=steps, loss=loss, restarts=restarts, generator=gen)
         with torch.no_grad():
             succ = forward_func(cand).argmax(1) != y
         hi = torch.where(succ, mid, hi)
