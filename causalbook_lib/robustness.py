@@ -239,8 +239,8 @@ def pgd(forward_func: Callable, x, y, eps, *, norm: str = "linf", steps: int = 4
     :func:`causalbook_lib.utils.as_generator`), and the best iterate over all runs is kept, so more
     restarts never weaken the attack.
 
-    Args: as :func:`fgsm`, plus ``norm`` (``"linf"`` or ``"l2"``), ``steps``, ``restarts`` and
-        ``generator``.
+    Args: as :func:`fgsm`, plus ``norm`` (``"linf"`` or ``"l2"``), ``steps``, ``restarts``, ``generator``.
+
     Returns:
         (n, d) float64 adversarial images.
     Raises:
