@@ -910,7 +910,7 @@ def common_random_probabilities(W, gamma: float, classifier: Callable, latents: 
 
 
 def fit_linear_gaussian_explanation(a, lam: float, gamma: float, *, constrained: bool = True,
-                                    generator: int | torch.Generator = 0, max_iter: int = 100,
+                                    generator=0, max_iter: int = 100,
                                     n_nodes: int = 200) -> torch.Tensor:
     r"""Maximise :math:`\mathcal{C} + \lambda\mathcal{D}` over an :math:`N \times N` linear-Gaussian decoder.
 
@@ -928,7 +928,8 @@ def fit_linear_gaussian_explanation(a, lam: float, gamma: float, *, constrained:
         lam: finite weight >= 0 of the fidelity term.
         gamma: decoder noise variance in (0, 1).
         constrained: fix the column norms at :math:`\sqrt{1-\gamma}`.
-        generator: int seed or ``torch.Generator`` for the random start.
+        generator: the random start (``None``, an int seed or a ``torch.Generator``, as in
+            :func:`causalbook_lib.utils.as_generator`).
         max_iter: L-BFGS iterations.
         n_nodes: quadrature nodes of :math:`\mathcal{C}`.
 
@@ -953,8 +954,6 @@ def fit_linear_gaussian_explanation(a, lam: float, gamma: float, *, constrained:
     if gamma >= 1:
         raise ValueError(f"gamma must be < 1 (the columns have norm sqrt(1 - gamma)), got {gamma!r}")
     max_iter = check_positive_int(max_iter, "max_iter")
-    if isinstance(generator, bool) or not isinstance(generator, (int, torch.Generator)):
-        raise ValueError(f"generator must be an int seed or a torch.Generator, got {type(generator).__name__}")
     gen = as_generator(generator)
     n = a.numel()
     V = torch.randn(n, n, generator=gen, dtype=torch.float64).requires_grad_()

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .utils import check_finite, check_positive_int
+from .utils import as_generator, check_finite, check_positive_int, seeded_init
 
 __all__ = ["make_mlp", "train_classifier", "iris_classifier", "accuracy", "eval_mode"]
 
@@ -109,12 +109,14 @@ def make_mlp(sizes, activation: str = "relu", *, dtype: torch.dtype = torch.floa
 
 def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 500,
                      batch_size: int | None = None, lr: float = 3e-4, weight_decay: float = 1e-4,
-                     seed: int = 0) -> list[float]:
+                     generator=None) -> list[float]:
     """Train ``model`` (logits out) with cross-entropy and Adam; return the loss of each epoch.
 
     ``batch_size=None`` trains on the full batch (one step per epoch); otherwise each epoch visits the
-    rows in a seeded random order. Runs on one thread (restored afterwards): for small networks that
-    is the fastest setting. Used for the Iris classifiers of Part II.
+    rows in a random order drawn from ``generator`` (``None``, an int seed or a ``torch.Generator``, as
+    in :func:`causalbook_lib.utils.as_generator`; the initialisation is the caller's, see
+    :func:`causalbook_lib.utils.seeded_init`). Runs on one thread (restored afterwards): for small
+    networks that is the fastest setting. Used for the Iris classifiers of Part II.
 
     Raises:
         ValueError: shapes of ``x`` (n, k) and ``y`` (n,) that do not match, or bad hyper-parameters.
@@ -126,7 +128,7 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
     bs = n if batch_size is None else check_positive_int(batch_size, "batch_size")
     if not lr > 0 or not weight_decay >= 0:
         raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {lr} and {weight_decay}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = as_generator(generator)
     params = list(model.parameters())
     # PyTorch's fused Adam (one kernel per step, not one per tensor and operation) halves the training
     # time of the Iris network, whose steps are all overhead; it exists for CPU and CUDA tensors.
@@ -155,7 +157,7 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
     return losses
 
 
-def iris_classifier(activation: str = "relu", *, seed: int = 0, epochs: int = 500, batch_size: int = 10,
+def iris_classifier(activation: str = "relu", *, generator=0, epochs: int = 500, batch_size: int = 10,
                     lr: float = 3e-3, weight_decay: float = 1e-4):
     """The Iris classifier of Part II: a 4-8-3 MLP on min-max scaled iris (Chattopadhyay et al., Sec. 5.1).
 
@@ -170,7 +172,10 @@ def iris_classifier(activation: str = "relu", *, seed: int = 0, epochs: int = 50
 
     Args:
         activation: ``"relu"`` (as in the paper) or a smooth variant (``"tanh"``, ``"softplus"``, ``"gelu"``).
-        seed: seed of the initialisation and of the batch order.
+        generator: the initialisation and the batch order (``None``, an int seed or a
+            ``torch.Generator``, as in :func:`causalbook_lib.utils.as_generator`; an int ``s`` runs
+            the initialisation after ``torch.manual_seed(s)`` and draws the batch order from a
+            generator seeded with ``s``). Torch's global random state is left as it was.
         epochs, batch_size, lr, weight_decay: training settings (defaults as described above).
 
     Returns:
@@ -181,10 +186,12 @@ def iris_classifier(activation: str = "relu", *, seed: int = 0, epochs: int = 50
     from .datasets import load_iris_scaled
 
     split = load_iris_scaled(dtype=torch.float32)
-    torch.manual_seed(check_positive_int(seed, "seed", minimum=0))
-    model = make_mlp([4, 8, 3], activation)
+    order = as_generator(generator)  # validates; an int seeds the initialisation and the order alike
+    init = generator if isinstance(generator, int) else order
+    with seeded_init(init):
+        model = make_mlp([4, 8, 3], activation)
     train_classifier(model, split.x_train, split.y_train, epochs=epochs, batch_size=batch_size, lr=lr,
-                     weight_decay=weight_decay, seed=seed)
+                     weight_decay=weight_decay, generator=order)
     model = model.double().eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -161,15 +161,22 @@ def as_generator(generator=None, device=None) -> torch.Generator:
 @contextmanager
 def seeded_init(generator=None):
     """Seed parameter initialisation (``nn.Module`` constructors, ``torch.randn`` without a generator)
-    from ``generator`` (as in :func:`as_generator`) inside the block, and restore torch's global
-    random state afterwards, so building a model neither depends on nor disturbs the caller's stream.
+    from ``generator`` inside the block, and restore torch's global random state afterwards, so
+    building a model neither depends on nor disturbs the caller's stream.
+
+    ``generator`` has the meaning of :func:`as_generator`: an int is the seed itself (the block runs
+    after ``torch.manual_seed(generator)``), a ``torch.Generator`` gives the seed by one draw (its
+    stream advances), and ``None`` takes that draw from torch's global random state.
 
     Example::
 
         with cb.utils.seeded_init(3):
             net = cb.models.make_mlp([4, 16, 3])
     """
-    seed = int(torch.randint(0, 2**62, (1,), generator=as_generator(generator)))
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool) and generator >= 0:
+        seed = int(generator)
+    else:
+        seed = int(torch.randint(0, 2**62, (1,), generator=as_generator(generator)))
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)

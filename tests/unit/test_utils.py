@@ -60,6 +60,17 @@ def test_seeded_init_seeds_parameters_and_leaves_the_global_state_alone():
         assert torch.equal(torch.nn.Linear(3, 2).weight, w1)
     with utils.seeded_init(6):
         assert not torch.equal(torch.nn.Linear(3, 2).weight, w1)
+    torch.manual_seed(5)                       # an int is the seed itself
+    assert torch.equal(torch.nn.Linear(3, 2).weight, w1)
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    with utils.seeded_init(g1):                # a Generator gives the seed by one draw
+        w2 = torch.nn.Linear(3, 2).weight.detach().clone()
+    with utils.seeded_init(g2):
+        assert torch.equal(torch.nn.Linear(3, 2).weight, w2)
+    assert torch.equal(g1.get_state(), g2.get_state()) and not torch.equal(g1.get_state(), torch.Generator().manual_seed(9).get_state())
+    with pytest.raises(ValueError, match="generator"):
+        with utils.seeded_init(-1):
+            pass
 
 
 def test_check_psd_accepts_covariances_and_names_the_problem():
