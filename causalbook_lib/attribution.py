@@ -15,7 +15,8 @@ Three kinds of attribution of an output function ``f`` (a callable mapping a ten
   :doc:`04 </notebooks/04-interventional-expectations>` and :doc:`05 </notebooks/05-causal-regressors>`);
 * :class:`CausalACE`: the local ACE as a Captum ``Attribution``
   (``CausalACE(forward_func).attribute(inputs, target=c, data=X)``), for one's own PyTorch models
-  and for Captum's metrics and visualisation.
+  and for Captum's metrics and visualisation, and the global ACE curves of every feature
+  (``CausalACE(forward_func).global_ace(target=c, data=X)``).
 
 The classifiers that Part II explains are built and trained by :mod:`causalbook_lib.models`.
 """
@@ -43,8 +44,10 @@ __all__ = ["check_output_function", "gradients", "integrated_gradients", "IG_MET
 IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 
 
-def _as_batch(x, name: str) -> tuple[torch.Tensor, bool]:
-    """``x`` as an (n, k) batch: a floating tensor keeps its dtype and device, anything else becomes float64."""
+def _as_batch(x, name: str, *, any_rank: bool = False) -> tuple[torch.Tensor, bool]:
+    """``x`` as an (n, k) batch (or, with ``any_rank``, an (n, ...) batch such as (n, T, d) sequences
+    or (n, C, H, W) images): a floating tensor keeps its dtype and device, anything else becomes float64.
+    A 1-D ``x`` is one input."""
     if isinstance(x, torch.Tensor) and x.is_floating_point():
         check_finite(x, name)
         t = x
@@ -52,8 +55,9 @@ def _as_batch(x, name: str) -> tuple[torch.Tensor, bool]:
         t = as_float_tensor(x, name)
     if t.dim() == 1:
         return t.unsqueeze(0), True
-    if t.dim() != 2:
-        raise ValueError(f"{name} must have shape (k,) or (n, k), got {tuple(t.shape)}")
+    if t.dim() != 2 and not (any_rank and t.dim() > 2):
+        shapes = "(k,) or (n, ...)" if any_rank else "(k,) or (n, k)"
+        raise ValueError(f"{name} must have shape {shapes}, got {tuple(t.shape)}")
     return t, False
 
 
@@ -112,9 +116,10 @@ def integrated_gradients(forward_func: Callable, x, baseline, *, method: str = "
     are exact binary fractions (for example Gauss-Legendre with 2 nodes, weights 1/2).
 
     Args:
-        forward_func: output function, (n, k) -> (n,).
-        x: inputs, (k,) or (n, k).
-        baseline: baseline(s), broadcastable to ``x`` ((k,) or (n, k)).
+        forward_func: output function, (n, ...) -> (n,).
+        x: inputs, (k,) or (n, ...): rows (n, k), sequences (n, T, d), images (n, C, H, W); the
+            first axis is the batch.
+        baseline: baseline(s), broadcastable to ``x``.
         method: one of :data:`IG_METHODS`.
         n_steps: number of quadrature nodes (>= 1 for Gauss-Legendre, >= 2 for Captum's Riemann rules).
         return_delta: also return the completeness gap
@@ -134,7 +139,7 @@ def integrated_gradients(forward_func: Callable, x, baseline, *, method: str = "
     if method not in IG_METHODS:
         raise ValueError(f"method must be one of {IG_METHODS}, got {method!r}")
     n_steps = check_positive_int(n_steps, "n_steps", minimum=1 if method == "gausslegendre" else 2)
-    xb, single = _as_batch(x, "x")
+    xb, single = _as_batch(x, "x", any_rank=True)
     base = as_float_tensor(baseline, "baseline", dtype=xb.dtype).to(xb.device)
     try:
         base = torch.broadcast_to(base, xb.shape).clone()
@@ -150,7 +155,7 @@ def integrated_gradients(forward_func: Callable, x, baseline, *, method: str = "
     if not return_delta:
         return attr
     with torch.no_grad():
-        gap = attr.reshape(-1, xb.shape[1]).sum(dim=1) - (forward_func(xb) - forward_func(base))
+        gap = attr.reshape(xb.shape[0], -1).sum(dim=1) - (forward_func(xb) - forward_func(base))
     return attr, (gap[0] if single else gap)
 
 
@@ -180,13 +185,13 @@ def _bounds(low, high, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return lo, hi
 
 
-def _expectation(f, feature, alphas, *, mean, cov, data, method, output_range=None):
+def _expectation(f, feature, alphas, *, mean, cov, data, method, output_range=None, chunk_size=None):
     from . import interventions
 
     if method == "mc":
-        return interventions.interventional_expectation_mc(f, data, feature, alphas)
+        return interventions.interventional_expectation_mc(f, data, feature, alphas, chunk_size=chunk_size)
     return interventions.interventional_expectation(f, mean, cov, feature, alphas, method=method,
-                                                    output_range=output_range)
+                                                    output_range=output_range, chunk_size=chunk_size)
 
 
 def _moments(data, mean, cov, method):
@@ -226,7 +231,7 @@ def uniform_doer_average(curve: torch.Tensor) -> torch.Tensor:
 
 
 def ace_map(forward_func: Callable, low, high, *, num: int = 100, data=None, mean=None, cov=None,
-            method: str = "hvp", output_range=None) -> AceMap:
+            method: str = "hvp", output_range=None, chunk_size: int | None = None) -> AceMap:
     """Interventional expectations and ACE (Eq. 1) of every input feature on one output, on a grid.
 
     For each feature i, :math:`\\alpha` runs over ``num`` evenly spaced values on ``[low_i, high_i]``,
@@ -244,6 +249,9 @@ def ace_map(forward_func: Callable, low, high, *, num: int = 100, data=None, mea
         method: ``"hvp"``, ``"hessian"``, ``"finite_difference"`` or ``"mc"``.
         output_range: optional ``(lo, hi)`` passed to the Taylor engine, which warns
             (``OutOfRangeWarning``) when an estimate leaves it (e.g. ``(0, 1)`` for probabilities).
+        chunk_size: at most this many rows per call of ``forward_func`` (see
+            :func:`causalbook_lib.interventions.interventional_expectation`); default: batches of
+            about 8M input floats. Lower it for convolutional networks.
 
     Returns:
         an :class:`AceMap` of (k, num) tensors.
@@ -257,14 +265,14 @@ def ace_map(forward_func: Callable, low, high, *, num: int = 100, data=None, mea
     steps = torch.linspace(0.0, 1.0, num, dtype=torch.float64)
     alphas = lo[:, None] + (hi - lo)[:, None] * steps
     expect = torch.stack([_expectation(forward_func, i, alphas[i], mean=mean, cov=cov, data=d, method=method,
-                                       output_range=output_range)
+                                       output_range=output_range, chunk_size=chunk_size)
                           for i in range(k)]).to(torch.float64)
     base = uniform_doer_average(expect)
     return AceMap(alphas, expect, base, expect - base[:, None])
 
 
 def local_ace(forward_func: Callable, x, low, high, *, num: int = 100, data=None, mean=None, cov=None,
-              method: str = "hvp", output_range=None) -> torch.Tensor:
+              method: str = "hvp", output_range=None, chunk_size: int | None = None) -> torch.Tensor:
     """Local causal attributions: :math:`\\mathrm{ACE}^y_{do(x_i = u_i)}` at each input's own values.
 
     For an input row :math:`u`, feature i gets :math:`\\mathbb{E}[y|do(x_i=u_i)] - \\text{baseline}_i`
@@ -272,7 +280,8 @@ def local_ace(forward_func: Callable, x, low, high, *, num: int = 100, data=None
     Unlike a gradient or IG, the value depends on the input only through :math:`u_i`.
 
     Args:
-        forward_func, low, high, num, data, mean, cov, method, output_range: as in :func:`ace_map`.
+        forward_func, low, high, num, data, mean, cov, method, output_range, chunk_size: as in
+            :func:`ace_map`.
         x: inputs of shape (k,) or (n, k).
 
     Returns:
@@ -280,12 +289,12 @@ def local_ace(forward_func: Callable, x, low, high, *, num: int = 100, data=None
     """
     xb, single = _as_batch(x, "x")
     grid = ace_map(forward_func, low, high, num=num, data=data, mean=mean, cov=cov, method=method,
-                   output_range=output_range)
+                   output_range=output_range, chunk_size=chunk_size)
     d, mean_, cov_, k = _moments(data, mean, cov, method)
     if xb.shape[1] != k:
         raise ValueError(f"x must have {k} features, got {xb.shape[1]}")
     cols = [_expectation(forward_func, i, xb[:, i], mean=mean_, cov=cov_, data=d, method=method,
-                         output_range=output_range).to(torch.float64) for i in range(k)]
+                         output_range=output_range, chunk_size=chunk_size).to(torch.float64) for i in range(k)]
     out = torch.stack(cols, dim=1) - grid.baseline
     return out[0] if single else out
 
@@ -323,7 +332,8 @@ class CausalACE(Attribution):
         super().__init__(forward_func)
 
     def attribute(self, inputs, target=None, *, data=None, mean=None, cov=None, low=None, high=None,
-                  num: int = 100, method: str = "hvp", output_range=None) -> torch.Tensor:
+                  num: int = 100, method: str = "hvp", output_range=None,
+                  chunk_size: int | None = None) -> torch.Tensor:
         """Local ACE of every feature of every row of ``inputs`` (n, k) on output ``target``.
 
         Args:
@@ -335,8 +345,8 @@ class CausalACE(Attribution):
                 estimate ``mean`` and ``cov``; its range is the default ``[low, high]``.
             mean, cov: observational moments for the Taylor methods (instead of ``data``).
             low, high: bounds of the interventions (scalars or (k,)); default the range of ``data``.
-            num, method, output_range: as in :func:`ace_map` (``"hvp"``, ``"hessian"``,
-                ``"finite_difference"`` or ``"mc"``).
+            num, method, output_range, chunk_size: as in :func:`ace_map` (``"hvp"``,
+                ``"hessian"``, ``"finite_difference"`` or ``"mc"``).
 
         Returns:
             (n, k) attributions, in the dtype and on the device of ``inputs``.
@@ -361,7 +371,8 @@ class CausalACE(Attribution):
         # compute in the inputs' dtype: the engine takes its dtype from the data or moments
         data, mean, cov = (None if v is None else as_float_tensor(v, name).to(inputs.dtype)
                            for v, name in ((data, "data"), (mean, "mean"), (cov, "cov")))
-        kw = dict(num=num, data=data, mean=mean, cov=cov, method=method, output_range=output_range)
+        kw = dict(num=num, data=data, mean=mean, cov=cov, method=method, output_range=output_range,
+                  chunk_size=chunk_size)
         if isinstance(target, (list, tuple)) or (isinstance(target, torch.Tensor) and target.dim() == 1):
             targets = torch.as_tensor(target).tolist()
             if len(targets) != inputs.shape[0]:
@@ -377,3 +388,36 @@ class CausalACE(Attribution):
             out = local_ace(_target_output(self.forward_func, target), inputs.detach(), low, high, **kw)
         out = out.to(dtype=inputs.dtype, device=inputs.device)
         return (out,) if as_tuple else out
+
+    def global_ace(self, target=None, *, low=None, high=None, data=None, mean=None, cov=None, num: int = 100,
+                   method: str = "hvp", output_range=None, chunk_size: int | None = None) -> AceMap:
+        """The global ACE of every feature on output ``target``: :func:`ace_map` of ``forward_func``.
+
+        Where :meth:`attribute` gives one number per input row and feature (the ACE at the row's own
+        value, Captum's contract), the global mode gives the whole curve
+        :math:`\\alpha \\mapsto \\mathbb{E}[y_c \\mid do(x_i = \\alpha)] - \\text{baseline}_i` on a grid of
+        ``num`` values of ``[low_i, high_i]``, for every feature i: Chattopadhyay et al.'s Eq. 1, independent
+        of any input.
+
+        Args:
+            target: one output index, or ``None`` when ``forward_func`` returns one number per row.
+            low, high, data, mean, cov, num, method, output_range, chunk_size: as in :meth:`attribute`.
+
+        Returns:
+            an :class:`AceMap` of (k, num) tensors.
+
+        Raises:
+            ValueError: a per-row target, missing bounds, or any error of :func:`ace_map`.
+        """
+        if isinstance(target, (list, tuple)) or (isinstance(target, torch.Tensor) and target.numel() != 1):
+            raise ValueError("the global ACE explains one output: give target= as one index (or None)")
+        if isinstance(target, torch.Tensor):
+            target = int(target)
+        if low is None or high is None:
+            if data is None:
+                raise ValueError("give low and high (the intervention range), or data to take them from")
+            d = as_float_tensor(data, "data")
+            low = d.min(dim=0).values if low is None else low
+            high = d.max(dim=0).values if high is None else high
+        return ace_map(_target_output(self.forward_func, target), low, high, num=num, data=data, mean=mean, cov=cov,
+                       method=method, output_range=output_range, chunk_size=chunk_size)

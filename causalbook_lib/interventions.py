@@ -165,8 +165,16 @@ def _warn_out_of_range(est: torch.Tensor, output_range, what: str) -> None:
             f"is unreliable here. Use logits or Monte Carlo (interventional_expectation_mc)."), stacklevel=3)
 
 
-def _chunk(n_items: int, per_item: int) -> int:
+def _chunk(n_items: int, per_item: int, chunk_size: int | None = None, rows_per_item: int = 1) -> int:
+    """Items per batched call: ``chunk_size // rows_per_item`` rows' worth when the caller gives
+    ``chunk_size`` (at least one item), else as many as hold about ``_CHUNK_ELEMENTS`` input floats."""
+    if chunk_size is not None:
+        return max(1, min(n_items, chunk_size // max(1, rows_per_item)))
     return max(1, min(n_items, _CHUNK_ELEMENTS // max(1, per_item)))
+
+
+def _check_chunk_size(chunk_size) -> int | None:
+    return None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,7 +294,8 @@ def _quad_form_hvp(f: Callable, x: torch.Tensor, d: torch.Tensor) -> torch.Tenso
     return hd @ d
 
 
-def _quad_forms(f, points: torch.Tensor, dirs: torch.Tensor, method: str, eps: float | None) -> torch.Tensor:
+def _quad_forms(f, points: torch.Tensor, dirs: torch.Tensor, method: str, eps: float | None,
+                chunk_size: int | None = None) -> torch.Tensor:
     """dᵀ ∇²f(x) d for every point x (P, k) and every direction d (columns of dirs, (k, r)); (P, r)."""
     P, k = points.shape
     r = dirs.shape[1]
@@ -295,7 +304,7 @@ def _quad_forms(f, points: torch.Tensor, dirs: torch.Tensor, method: str, eps: f
     if method == "finite_difference":
         fx = f(points)  # (P,)
         out = torch.empty(P, r, dtype=points.dtype, device=points.device)
-        c = _chunk(P, r * k)
+        c = _chunk(P, r * k, chunk_size, r)
         step = eps * dirs.T[None]  # (1, r, k)
         for s in range(0, P, c):  # chunks of points, each fully batched
             x = points[s:s + c, None, :]
@@ -307,15 +316,15 @@ def _quad_forms(f, points: torch.Tensor, dirs: torch.Tensor, method: str, eps: f
             out[s:s + c] = (fp + fm - 2 * fx[s:s + c, None]) / eps ** 2
         return out
     per_point = torch.func.vmap(lambda x: torch.func.vmap(lambda d: _quad_form_hvp(f, x, d))(dirs.T))
-    c = _chunk(P, 8 * r * k)
+    c = _chunk(P, 8 * r * k, chunk_size, r)
     return torch.cat([per_point(points[s:s + c]) for s in range(0, P, c)])  # chunks of points
 
 
-def _hessians(f, points: torch.Tensor) -> torch.Tensor:
+def _hessians(f, points: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
     """Full Hessians ∇²f(x) of shape (P, k, k) with torch.func.hessian (jacfwd over jacrev)."""
     P, k = points.shape
     hess = torch.func.vmap(torch.func.hessian(_one_row(f)))
-    c = _chunk(P, 4 * k * k)
+    c = _chunk(P, 4 * k * k, chunk_size, k)
     return torch.cat([hess(points[s:s + c]) for s in range(0, P, c)])
 
 
@@ -341,7 +350,8 @@ def _intervened_points(mean: torch.Tensor, feature: int, alphas: torch.Tensor) -
 
 def interventional_expectation(forward_func: Callable, mean, cov, feature: int, alphas, *, method: str = "hvp",
                                rank: int | None = None, eps: float | None = None,
-                               output_range: Sequence[float] | None = None) -> torch.Tensor:
+                               output_range: Sequence[float] | None = None,
+                               chunk_size: int | None = None) -> torch.Tensor:
     """Second-order Taylor estimate of E[f(x) | do(x_feature = α)] for each α (Eq. 4 of the paper).
 
     .. math:: \\hat{\\mathbb E}[y\\mid do(x_i=\\alpha)] = f(\\mu_\\alpha)
@@ -372,6 +382,10 @@ def interventional_expectation(forward_func: Callable, mean, cov, feature: int, 
         eps: step for ``"finite_difference"`` (default 1e-6).
         output_range: optional ``(lo, hi)``; an :class:`OutOfRangeWarning` is emitted if an estimate
             leaves it (for example ``(0, 1)`` for a softmax probability).
+        chunk_size: at most this many input rows per batched call of ``forward_func`` (each point
+            costs one row per direction, or k rows for ``"hessian"``; at least one point per call).
+            Default: batches of about 8M input floats, which suits MLPs; lower it for networks
+            whose activations are much larger than their inputs (convolutions).
 
     Returns:
         Tensor of shape (m,) (detached).
@@ -387,6 +401,7 @@ def interventional_expectation(forward_func: Callable, mean, cov, feature: int, 
     alphas = _check_alphas(alphas, mean.dtype)
     rank, eps = _check_method(method, rank, eps, k)
     output_range = _check_output_range(output_range)
+    chunk_size = _check_chunk_size(chunk_size)
     points = _intervened_points(mean, feature, alphas)
     value = _evaluate_f(forward_func, points)
     _evaluate_f(forward_func, points[:1])
@@ -394,10 +409,10 @@ def interventional_expectation(forward_func: Callable, mean, cov, feature: int, 
     sigma[feature, :] = 0
     sigma[:, feature] = 0
     if method == "hessian":
-        second = (_hessians(forward_func, points) * sigma).sum((-2, -1))
+        second = (_hessians(forward_func, points, chunk_size) * sigma).sum((-2, -1))
     else:
         dirs, _ = _factor(sigma, rank)
-        second = _quad_forms(forward_func, points, dirs, method, eps).sum(-1)
+        second = _quad_forms(forward_func, points, dirs, method, eps, chunk_size).sum(-1)
     est = (value + 0.5 * second).detach()
     _warn_out_of_range(est, output_range, "interventional-expectation")
     return est
@@ -405,11 +420,12 @@ def interventional_expectation(forward_func: Callable, mean, cov, feature: int, 
 
 def interventional_expectation_all(forward_func: Callable, mean, cov, alphas, *, method: str = "hvp",
                                    rank: int | None = None, eps: float | None = None,
-                                   output_range: Sequence[float] | None = None) -> torch.Tensor:
+                                   output_range: Sequence[float] | None = None,
+                                   chunk_size: int | None = None) -> torch.Tensor:
     """Taylor estimates of E[f(x) | do(x_i = α)] for every feature i and every α: shape (k, m).
 
     ``interventional_expectation_all(forward_func, mean, cov, alphas, *, method="hvp", rank=None, eps=None,
-    output_range=None) -> Tensor of shape (k, len(alphas))``; row i equals
+    output_range=None, chunk_size=None) -> Tensor of shape (k, len(alphas))``; row i equals
     ``interventional_expectation(forward_func, mean, cov, i, alphas, method=method, rank=rank, eps=eps)`` up to
     round-off (with ``rank``, both truncate: here Σ is truncated before the row/column is zeroed).
 
@@ -425,7 +441,8 @@ def interventional_expectation_all(forward_func: Callable, mean, cov, alphas, *,
     (polarisation). With ``"hessian"`` the full Hessian is formed at every point (slow; a reference).
 
     Args:
-        forward_func, mean, cov, alphas, method, rank, eps, output_range: as in :func:`interventional_expectation`.
+        forward_func, mean, cov, alphas, method, rank, eps, output_range, chunk_size: as in
+            :func:`interventional_expectation`.
 
     Returns:
         Tensor of shape (k, m) (detached); entry [i, j] estimates E[y | do(x_i = alphas[j])].
@@ -437,6 +454,7 @@ def interventional_expectation_all(forward_func: Callable, mean, cov, alphas, *,
     alphas = _check_alphas(alphas, mean.dtype)
     rank, eps = _check_method(method, rank, eps, k)
     output_range = _check_output_range(output_range)
+    chunk_size = _check_chunk_size(chunk_size)
     m = alphas.shape[0]
     idx = torch.arange(k)
     points = mean.expand(k, m, k).clone()
@@ -446,7 +464,7 @@ def interventional_expectation_all(forward_func: Callable, mean, cov, alphas, *,
     _evaluate_f(forward_func, points[:1])
     feat = idx.repeat_interleave(m)  # the intervened feature of each point
     if method == "hessian":
-        H = _hessians(forward_func, points)  # (P, k, k)
+        H = _hessians(forward_func, points, chunk_size)  # (P, k, k)
         trace = (H * cov).sum((-2, -1))
         hs_ii = (H[torch.arange(k * m), feat] * cov[feat]).sum(-1)
         h_ii = H[torch.arange(k * m), feat, feat]
@@ -454,13 +472,13 @@ def interventional_expectation_all(forward_func: Callable, mean, cov, alphas, *,
     else:
         dirs, _ = _factor(cov, rank)
         sig = dirs @ dirs.T  # the (possibly truncated) covariance that the estimate uses
-        trace = _quad_forms(forward_func, points, dirs, method, eps).sum(-1)
+        trace = _quad_forms(forward_func, points, dirs, method, eps, chunk_size).sum(-1)
         s_col = sig[feat]  # (P, k): column feat of Σ_r
         s_ii = sig[feat, feat]
         e = torch.nn.functional.one_hot(feat, k).to(points.dtype)
         if method == "hvp":
             hvp = torch.func.vmap(lambda x, d: torch.func.jvp(torch.func.grad(_one_row(forward_func)), (x,), (d,))[1])
-            c = _chunk(k * m, 8 * k)
+            c = _chunk(k * m, 8 * k, chunk_size)
             he = torch.cat([hvp(points[s:s + c], e[s:s + c]) for s in range(0, k * m, c)])
             hs_ii = (he * s_col).sum(-1)
             h_ii = he[torch.arange(k * m), feat]
@@ -483,7 +501,8 @@ def _pointwise_fd(f, points: torch.Tensor, dirs: torch.Tensor, eps: float) -> to
 # Monte Carlo
 # ----------------------------------------------------------------------------------------------
 
-def interventional_expectation_mc(forward_func: Callable, data, feature: int, alphas) -> torch.Tensor:
+def interventional_expectation_mc(forward_func: Callable, data, feature: int, alphas, *,
+                                  chunk_size: int | None = None) -> torch.Tensor:
     """Empirical interventional expectation (Eq. 2): mean over data rows of forward_func(row with x_feature = α).
 
     .. math:: \\hat{\\mathbb E}[y\\mid do(x_i=\\alpha)] = \\frac1n\\sum_{s=1}^n f(x^{(s)}_{x_i\\leftarrow\\alpha})
@@ -497,13 +516,16 @@ def interventional_expectation_mc(forward_func: Callable, data, feature: int, al
         data: observed inputs, shape (n, k). Its floating dtype is kept (otherwise float64).
         feature: index of the intervened input, 0 <= feature < k.
         alphas: intervention values, shape (m,).
+        chunk_size: at most this many rows per call of ``forward_func`` (at least the n rows of one
+            α); default: batches of about 8M input floats.
 
     Returns:
         Tensor of shape (m,) (detached).
 
     Raises:
         ValueError: data not a non-empty finite (n, k) array; feature out of range; alphas empty,
-            not 1-D or non-finite; forward_func returning the wrong shape or non-finite values.
+            not 1-D or non-finite; forward_func returning the wrong shape or non-finite values;
+            chunk_size not a positive int.
     """
     data = as_float_tensor(data, "data", _dtype_of(data))
     check_shape(data, "data", (None, None))
@@ -513,7 +535,7 @@ def interventional_expectation_mc(forward_func: Callable, data, feature: int, al
     feature = check_index(feature, "feature", k)
     alphas = _check_alphas(alphas, data.dtype)
     m = alphas.shape[0]
-    c = _chunk(m, n * k)
+    c = _chunk(m, n * k, _check_chunk_size(chunk_size), n)
     out = []
     with torch.no_grad():
         for s in range(0, m, c):  # chunks of alphas; each chunk is one batched call of forward_func

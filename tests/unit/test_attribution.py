@@ -159,6 +159,16 @@ def test_iris_classifier_is_deterministic_and_accurate():
     assert out.shape == (150, 3) and out.dtype == torch.float64
     np.testing.assert_array_equal(out.numpy(), m2(split.x_train).numpy())
     assert acc > 0.8
+    # generator= has the library's one meaning: an int, a Generator, or None (the global stream)
+    m3, _, _ = cb.models.iris_classifier("relu", epochs=5, generator=torch.Generator().manual_seed(4))
+    m4, _, _ = cb.models.iris_classifier("relu", epochs=5, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(m3(split.x_train), m4(split.x_train))
+    torch.manual_seed(0)
+    state = torch.random.get_rng_state()
+    cb.models.iris_classifier("relu", epochs=2, generator=3)
+    assert torch.equal(torch.random.get_rng_state(), state)   # the caller's stream is untouched
+    with pytest.raises(ValueError, match="generator"):
+        cb.models.iris_classifier("relu", epochs=2, generator=1.5)
 
 
 # ---- CausalACE: Captum's contract -----------------------------------------------------------------
@@ -228,6 +238,37 @@ def test_causal_ace_works_with_captum_metrics():
     assert sens.shape == (8,) and bool(torch.isfinite(sens).all())
 
 
+@pytest.mark.parametrize("method", ["hvp", "mc"])
+def test_causal_ace_global_mode_is_the_closed_form_curve(method):
+    """Global ACE of y = Wx + b: alpha -> W[c, i] (alpha - (low_i + high_i) / 2) on the grid, for every i."""
+    forward, W, data = _linear_problem(2)
+    explainer = cb.attribution.CausalACE(forward)
+    grid = explainer.global_ace(target=2, data=data, num=7, method=method)
+    low, high = data.min(0).values, data.max(0).values
+    assert grid.ace.shape == (4, 7) and grid.alphas.shape == (4, 7)
+    assert torch.allclose(grid.alphas[:, 0], low) and torch.allclose(grid.alphas[:, -1], high)
+    assert torch.allclose(grid.ace, W[2][:, None] * (grid.alphas - ((low + high) / 2)[:, None]), atol=1e-10)
+    with pytest.raises(ValueError, match="one output"):
+        explainer.global_ace(target=[0, 1], data=data)
+    with pytest.raises(ValueError, match="low and high"):
+        explainer.global_ace(target=0, mean=data.mean(0), cov=torch.cov(data.T))
+
+
+def test_causal_ace_output_feeds_captum_visualisation():
+    """Captum's image visualisation takes CausalACE's map of a 2x2 'image' like any attribution."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from captum.attr import visualization as viz
+
+    forward, _, data = _linear_problem(3)
+    attr = cb.attribution.CausalACE(forward).attribute(data[:1], target=0, data=data)
+    fig, ax = viz.visualize_image_attr(attr[0].reshape(2, 2, 1).numpy(), method="heat_map", sign="all",
+                                       use_pyplot=False)
+    assert fig is not None and len(ax.images) == 1
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
 def test_causal_ace_validates():
     forward, _, data = _linear_problem()
     explainer = cb.attribution.CausalACE(forward)
@@ -270,3 +311,48 @@ def test_gradients_and_ig_compute_in_the_dtype_of_the_inputs():
         out[dtype] = (g, ig)
     for a, b in zip(out[torch.float32], out[torch.float64]):
         torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-5)
+
+
+def test_integrated_gradients_takes_sequences_and_images():
+    """(n, T, d) and (n, C, H, W) inputs: for f(x) = sum x^2 from a zero baseline IG is exactly x^2
+    (Gauss-Legendre is exact for the linear path integrand), the gap is zero, and the result is
+    Captum's own for the same rule."""
+    from captum.attr import IntegratedGradients
+
+    g = torch.Generator().manual_seed(0)
+    for shape in ((3, 5, 2), (2, 1, 4, 4)):
+        x = torch.randn(shape, generator=g, dtype=torch.float64)
+        f = lambda v: (v ** 2).flatten(1).sum(1)
+        attr, gap = A.integrated_gradients(f, x, torch.zeros_like(x), n_steps=4, return_delta=True)
+        assert attr.shape == x.shape and gap.shape == (shape[0],)
+        torch.testing.assert_close(attr, x ** 2)
+        assert float(gap.abs().max()) < 1e-12
+        theirs = IntegratedGradients(f).attribute(x, baselines=torch.zeros_like(x), n_steps=4, method="gausslegendre")
+        assert torch.equal(attr, theirs)
+    with pytest.raises(ValueError, match=r"\(n,\)"):
+        A.integrated_gradients(lambda v: v.flatten(1), torch.ones(2, 3, 2), 0.0)
+
+
+@pytest.mark.parametrize("method", ["hvp", "hessian", "finite_difference", "mc"])
+def test_chunk_size_bounds_every_call_and_leaves_the_result(method):
+    """chunk_size caps the rows forward_func sees per call (at least one point's worth) and does not
+    change the numbers beyond round-off."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 1)).double()
+    data = torch.rand(40, 5, dtype=torch.float64)
+    seen = []
+
+    def f(x):
+        seen.append(x.shape[0])
+        return net(x)[:, 0]
+
+    kw = dict(num=6, data=data, method=method)
+    ref = A.local_ace(f, data[:3], 0.0, 1.0, **kw)
+    seen.clear()
+    small = A.local_ace(f, data[:3], 0.0, 1.0, chunk_size=45, **kw)
+    per_point = {"hvp": 5, "hessian": 5, "finite_difference": 5, "mc": 40}[method]
+    if method not in ("hessian", "hvp"):      # vmapped paths call f on one row per traced point
+        assert max(seen) <= max(45, per_point)
+    torch.testing.assert_close(small, ref, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="chunk_size"):
+        A.local_ace(f, data[:3], 0.0, 1.0, chunk_size=0, **kw)
