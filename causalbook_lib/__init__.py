@@ -13,6 +13,7 @@ from . import (  # noqa: E402
     exercises,
     explanations,
     feature_effects,
+    gan,
     generative,
     graphs,
     infoflow,
@@ -22,14 +23,16 @@ from . import (  # noqa: E402
     plotting,
     recurrent,
     regressors,
+    rim,
     robustness,
     scm,
     shapley,
     utils,
+    verification,
 )
 
 __all__ = [
     "__version__", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "explanations", "feature_effects",
-    "generative", "graphs", "infoflow", "interventions", "invariance", "models", "plotting", "recurrent",
-    "regressors", "robustness", "scm", "shapley", "utils",
+    "gan", "generative", "graphs", "infoflow", "interventions", "invariance", "models", "plotting", "recurrent",
+    "regressors", "rim", "robustness", "scm", "shapley", "utils", "verification",
 ]

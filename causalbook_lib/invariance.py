@@ -8,7 +8,8 @@
   environment) objective on a list of environments, for several seeds at once.
 * :func:`train_competing_experts`, :func:`assign_experts`, :func:`specialisation_matrix`:
   independent mechanisms as competing experts (Parascandolo et al.), who compete through a
-  discriminator to undo unknown transformations of digits.
+  discriminator to undo unknown transformations of digits; :func:`restore_with_experts` and
+  :func:`restoration_error_ratio` measure, against the ground truth, how well the winners undo them.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ __all__ = [
     "train_competing_experts",
     "assign_experts",
     "specialisation_matrix",
+    "restore_with_experts",
+    "restoration_error_ratio",
 ]
 
 #: Training objectives understood by :func:`fit_invariant_classifiers`.
@@ -458,3 +461,63 @@ def specialisation_matrix(winner, index, n_experts: int, n_transforms: int) -> n
     if np.any(totals == 0):
         raise ValueError("every transformation needs at least one input")
     return counts / totals
+
+
+@torch.no_grad()
+def restore_with_experts(fit: ExpertsFit, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Restore each image of ``x`` with the expert that wins it, clipped to the pixel range [0, 1].
+
+    The winner is the expert whose output the discriminator of ``fit`` scores highest
+    (:func:`assign_experts`); the restored image is :math:`\\mathrm{clip}(E_{j^*}(x'), 0, 1)`.
+
+    Args:
+        fit: trained experts, from :func:`train_competing_experts`.
+        x: transformed images, shape ``(n, 64)``.
+
+    Returns:
+        ``(winner, restored)``: the winning expert per image, shape ``(n,)``, and the restored
+        images, shape ``(n, 64)``, in the dtype of the experts.
+
+    Raises:
+        ValueError: ``x`` is not a finite ``(n, 64)`` tensor.
+    """
+    winner, out = assign_experts(fit, x)
+    return winner, out[winner, torch.arange(out.shape[1])].clamp(0, 1)
+
+
+def restoration_error_ratio(restored: torch.Tensor, transformed: torch.Tensor, original: torch.Tensor,
+                            index, n_transforms: int) -> np.ndarray:
+    """Per transformation, the squared error of restored images relative to that of their inputs.
+
+    Entry :math:`t` is :math:`\\sum_{i: t_i = t} \\lVert r_i - x_i \\rVert^2 / \\sum_{i: t_i = t} \\lVert x'_i - x_i \\rVert^2`
+    with :math:`r_i` the restored image, :math:`x'_i` the transformed input and :math:`x_i` the
+    original: below 1 when restoration brings the images of transformation :math:`t` closer to
+    their originals, 0 for a perfect inverse, above 1 when it moves them further away.
+
+    Args:
+        restored, transformed, original: images of equal shape ``(n, d)``.
+        index: the transformation of each image, integers in ``0..n_transforms-1``, shape ``(n,)``.
+        n_transforms: number of transformations T.
+
+    Returns:
+        array of shape ``(T,)``.
+
+    Raises:
+        ValueError: mismatched shapes, an index out of range, a transformation without inputs or
+            one whose inputs equal their originals (a zero denominator).
+    """
+    n_transforms = check_positive_int(n_transforms, "n_transforms")
+    r, xt, x0 = (torch.as_tensor(v) for v in (restored, transformed, original))
+    if r.dim() != 2 or r.shape != xt.shape or r.shape != x0.shape:
+        raise ValueError(f"restored, transformed and original must be 2-D of equal shape, got "
+                         f"{tuple(r.shape)}, {tuple(xt.shape)} and {tuple(x0.shape)}")
+    t = torch.as_tensor(np.asarray(index))
+    if t.dtype.is_floating_point or t.dtype == torch.bool or t.shape != (len(r),):
+        raise ValueError(f"index must hold integers, shape ({len(r)},), got {tuple(t.shape)} {t.dtype}")
+    if len(t) and (int(t.min()) < 0 or int(t.max()) >= n_transforms):
+        raise ValueError(f"index entries must lie in 0..{n_transforms - 1}")
+    after = torch.zeros(n_transforms, dtype=torch.float64).index_add_(0, t, ((r - x0) ** 2).sum(1).double())
+    before = torch.zeros(n_transforms, dtype=torch.float64).index_add_(0, t, ((xt - x0) ** 2).sum(1).double())
+    if bool((before == 0).any()):
+        raise ValueError("every transformation needs at least one input that differs from its original")
+    return (after / before).numpy()

@@ -482,3 +482,72 @@ def counterfactual_gap(forward_func: Callable[[torch.Tensor], torch.Tensor], fea
     if a.shape != (len(f),) or b.shape != (len(f),):
         raise ValueError(f"predict must return one value per applicant, shape ({len(f)},), got {tuple(a.shape)}")
     return (a - b).abs()
+
+
+# --------------------------------------------------------------------------------------------
+# Adversarial training (appended; see chapter 17, "Adversarial training and a certificate")
+# --------------------------------------------------------------------------------------------
+def adversarial_training(x, y, eps: float, *, hidden: int = 128, epochs: int = 30, batch_size: int = 128,
+                         lr: float = 1e-3, weight_decay: float = 1e-4, steps: int = 5, step_size: float | None = None,
+                         warmup_epochs: int = 0, generator=None) -> nn.Sequential:
+    """PGD adversarial training (Madry et al.): fit ``min_theta E max_{|delta|_inf <= eps} CE(f(x + delta), y)``.
+
+    The network is the one of :func:`train_mlp_classifier` (``d -> hidden -> classes``, ReLU,
+    float64), initialised with :func:`causalbook_lib.utils.seeded_init` from ``generator``. Each
+    mini-batch is replaced by its :func:`pgd` adversarial examples (L-infinity, ``steps`` steps of
+    the cross-entropy, the inner maximisation, computed with the current weights), and Adam takes one
+    step on their cross-entropy, the outer minimisation. During the first ``warmup_epochs`` epochs the
+    training budget grows linearly from ``eps / warmup_epochs`` to ``eps``, which helps small
+    networks start. Mini-batches are drawn with ``generator`` (None, an int seed or a
+    ``torch.Generator``, see :func:`causalbook_lib.utils.as_generator`).
+
+    Args:
+        x: (n, d) training images in [0, 1]; y: (n,) integer labels.
+        eps: the L-infinity training budget, a number >= 0 (0 gives plain training).
+        hidden, epochs, batch_size, lr, weight_decay: as in :func:`train_mlp_classifier`.
+        steps: PGD steps per mini-batch; step_size: as in :func:`pgd` (default ``2.5 / steps``).
+        warmup_epochs: epochs over which the budget ramps up (0: the full budget from the start).
+        generator: seeds the initialisation and the mini-batch order.
+
+    Returns:
+        The trained ``nn.Sequential`` in eval mode.
+
+    Raises:
+        ValueError: bad shapes, images outside [0, 1], a negative budget or bad hyper-parameters.
+    """
+    x, y = _check_xy(x, y)
+    if float(x.min()) < 0 or float(x.max()) > 1:
+        raise ValueError("x must lie in [0, 1] (PGD clips to the image range)")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or not math.isfinite(eps) \
+            or eps < 0:
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    hidden = check_positive_int(hidden, "hidden")
+    steps = check_positive_int(steps, "steps")
+    warmup_epochs = check_positive_int(warmup_epochs, "warmup_epochs", minimum=0)
+    if not lr > 0 or weight_decay < 0:
+        raise ValueError(f"lr must be positive and weight_decay >= 0, got {lr!r} and {weight_decay!r}")
+    n_classes = int(y.max()) + 1
+    if n_classes < 2:
+        raise ValueError(f"y must hold labels of at least two classes (0, 1, ...), got only {n_classes}")
+    gen = as_generator(generator)
+    x = x.to(torch.float64)
+    from .utils import seeded_init
+    with seeded_init(gen):
+        model = make_mlp([x.shape[1], hidden, n_classes], "relu", dtype=torch.float64)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    for epoch in range(epochs):
+        e = float(eps) * min(1.0, (epoch + 1) / warmup_epochs) if warmup_epochs else float(eps)
+        perm = torch.randperm(len(x), generator=gen)
+        for start in range(0, len(x), batch_size):
+            idx = perm[start:start + batch_size]
+            xb = pgd(model, x[idx], y[idx], e, steps=steps, step_size=step_size, loss="ce") if e > 0 else x[idx]
+            loss = nn.functional.cross_entropy(model(xb), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+__all__.append("adversarial_training")

@@ -8,7 +8,9 @@
 * :func:`coloured_digits`: a Coloured-MNIST analogue built from the 8x8 digits, where the colour
   predicts the label in training environments and the correlation flips at test time (:doc:`chapter 15 </notebooks/15-ood-generalisation>`).
 * :func:`transform_digits` and :func:`transformed_digits`: fixed transformations of digits
-  (shifts, noise, inversion) that competing experts learn to undo (:doc:`chapter 15 </notebooks/15-ood-generalisation>`).
+  (shifts, noise, inversion) that competing experts learn to undo (:doc:`chapter 15 </notebooks/15-ood-generalisation>`);
+  :func:`expert_digit_splits`: disjoint splits for training them on some digit classes and testing
+  them on unseen digits of the same and of the other classes.
 
 Everything is seeded and nothing is downloaded.
 """
@@ -34,6 +36,9 @@ __all__ = [
     "transform_digits",
     "TransformedDigits",
     "transformed_digits",
+    "TransformedSet",
+    "ExpertDigitSplits",
+    "expert_digit_splits",
 ]
 
 
@@ -388,3 +393,124 @@ def transformed_digits(*, clean_fraction: float = 0.5, noise_std: float = 0.25, 
     index = torch.randint(len(DIGIT_TRANSFORMS), (len(rest),), generator=g)
     transformed = transform_digits(rest, index, noise_std=noise_std, seed=int(torch.randint(2**31, (1,), generator=g)))
     return TransformedDigits(clean, transformed, rest, index)
+
+
+@dataclass
+class TransformedSet:
+    """Transformed digits with their ground truth, one part of :func:`expert_digit_splits`.
+
+    Attributes:
+        transformed: the transformed images, shape ``(n, 64)``.
+        original: the same digits before transformation, shape ``(n, 64)``.
+        index: which transformation of :data:`DIGIT_TRANSFORMS` was applied, shape ``(n,)``.
+        labels: the digit classes 0-9, shape ``(n,)``.
+    """
+
+    transformed: torch.Tensor
+    original: torch.Tensor
+    index: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclass
+class ExpertDigitSplits:
+    """Disjoint splits of the 8x8 digits for competing experts, made by :func:`expert_digit_splits`.
+
+    Attributes:
+        train: the experts' training inputs, transformed digits of the training classes.
+        reference: clean digits of the training classes, the discriminator's "real" images,
+            shape ``(m, 64)``.
+        test_in: transformed digits of the training classes that neither the experts nor the
+            discriminator see during training (in distribution).
+        test_out: transformed digits of the other classes (out of distribution).
+        classifier_x: clean digits of all classes for a downstream classifier, shape ``(k, 64)``:
+            the originals of ``train``, ``reference`` and the held-back digits of the other classes,
+            disjoint from ``test_in`` and ``test_out``.
+        classifier_y: their classes, shape ``(k,)``.
+        train_classes: the classes of ``train``, ``reference`` and ``test_in``.
+    """
+
+    train: TransformedSet
+    reference: torch.Tensor
+    test_in: TransformedSet
+    test_out: TransformedSet
+    classifier_x: torch.Tensor
+    classifier_y: torch.Tensor
+    train_classes: tuple[int, ...]
+
+
+def expert_digit_splits(*, train_classes=(0, 1, 2, 3, 4), fractions=(0.4, 0.3, 0.3), test_out_fraction: float = 0.5,
+                        noise_std: float = 0.25, generator=0, dtype: torch.dtype = torch.float32) -> ExpertDigitSplits:
+    """Split the 1797 8x8 digits into disjoint sets for training and testing competing experts.
+
+    The digits of ``train_classes`` are shuffled and cut, in the proportions ``fractions``, into
+    the experts' inputs (``train``, transformed), the discriminator's clean ``reference`` images and
+    an in-distribution test set (``test_in``, transformed), so that the referee that picks the
+    winning expert never saw a test image. The digits of the other classes are cut into a test set
+    (``test_out``, transformed; its share is ``test_out_fraction``) and a clean part held back for a
+    downstream classifier. Each transformed digit gets a transformation drawn uniformly from
+    :data:`DIGIT_TRANSFORMS` (see :func:`transform_digits`). This is the small-scale analogue of
+    Parascandolo et al.'s transfer from MNIST to Omniglot (:doc:`chapter 15 </notebooks/15-ood-generalisation>`).
+
+    Args:
+        train_classes: the digit classes the experts and the discriminator are trained on, a
+            non-empty proper subset of 0-9.
+        fractions: three positive shares of the training classes' digits, summing to 1: experts'
+            inputs, reference, in-distribution test.
+        test_out_fraction: share of the other classes' digits used as the out-of-distribution test
+            set, in (0, 1).
+        noise_std: noise level of the ``noise`` transformation (> 0).
+        generator: ``None``, an int seed or a ``torch.Generator`` (see :func:`causalbook_lib.utils.as_generator`):
+            the split, the choice of transformations and the noise.
+        dtype: floating dtype of the images.
+
+    Returns:
+        an :class:`ExpertDigitSplits`.
+
+    Raises:
+        ValueError: classes outside 0-9, repeated or covering all ten; fractions that are not three
+            positive numbers summing to 1; ``test_out_fraction`` outside (0, 1); a non-positive
+            ``noise_std``; a non-floating ``dtype``; a bad generator; a split that leaves a set empty.
+    """
+    try:
+        classes = tuple(int(c) for c in train_classes)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"train_classes must be a sequence of digit classes, got {train_classes!r}") from exc
+    if not classes or len(set(classes)) != len(classes) or min(classes) < 0 or max(classes) > 9 or len(classes) == 10:
+        raise ValueError(f"train_classes must be distinct classes in 0..9, at least one and not all ten, got {train_classes!r}")
+    try:
+        fr = [check_number(f, "fractions entry", positive=True) for f in fractions]
+    except TypeError as exc:
+        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions!r}") from exc
+    if len(fr) != 3 or abs(sum(fr) - 1) > 1e-9:
+        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions!r}")
+    out_frac = check_number(test_out_fraction, "test_out_fraction")
+    if not 0 < out_frac < 1:
+        raise ValueError(f"test_out_fraction must lie strictly between 0 and 1, got {out_frac}")
+    s = check_number(noise_std, "noise_std", positive=True)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}")
+    g = as_generator(generator)
+    images, labels = _load_digits_array()
+    perm = torch.randperm(len(images), generator=g)
+    x, y = torch.as_tensor(images, dtype=dtype)[perm], torch.as_tensor(labels)[perm]
+    inside = torch.isin(y, torch.tensor(classes))
+    x_in, y_in, x_out, y_out = x[inside], y[inside], x[~inside], y[~inside]
+    n_train, n_ref = int(round(fr[0] * len(x_in))), int(round(fr[1] * len(x_in)))
+    n_test_out = int(round(out_frac * len(x_out)))
+    if min(n_train, n_ref, len(x_in) - n_train - n_ref, n_test_out, len(x_out) - n_test_out) <= 0:
+        raise ValueError("the fractions leave one of the splits empty")
+
+    def transformed_set(xs, ys):
+        index = torch.randint(len(DIGIT_TRANSFORMS), (len(xs),), generator=g)
+        noise_seed = int(torch.randint(2**31, (1,), generator=g))
+        return TransformedSet(transform_digits(xs, index, noise_std=s, seed=noise_seed), xs, index, ys)
+
+    train = transformed_set(x_in[:n_train], y_in[:n_train])
+    reference = x_in[n_train:n_train + n_ref]
+    test_in = transformed_set(x_in[n_train + n_ref:], y_in[n_train + n_ref:])
+    test_out = transformed_set(x_out[:n_test_out], y_out[:n_test_out])
+    held_x, held_y = x_out[n_test_out:], y_out[n_test_out:]
+    classifier_x = torch.cat([train.original, reference, held_x])
+    classifier_y = torch.cat([train.labels, y_in[n_train:n_train + n_ref], held_y])
+    return ExpertDigitSplits(train, reference, test_in, test_out, classifier_x, classifier_y, classes)

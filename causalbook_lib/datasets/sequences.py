@@ -15,13 +15,14 @@ read at the last real step, so the padding is never seen by a causal recurrent m
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from ..utils import as_generator, check_positive_int
 
-__all__ = ["SignSequences", "make_sign_sequences", "impute_step"]
+__all__ = ["SignSequences", "make_sign_sequences", "impute_step", "make_two_oscillators"]
 
 
 @dataclass
@@ -118,3 +119,57 @@ def impute_step(x: torch.Tensor, lengths: torch.Tensor, step: int, *, mean: floa
     out = x.clone()
     out[:, step, 0] = (mean + std * torch.randn(x.shape[0], generator=g, dtype=torch.float64)).to(x.dtype)
     return out
+
+
+def make_two_oscillators(n: int, T: int = 40, *, periods: tuple[float, float] = (8.0, 20.0), shift: float | None = None,
+                         damping: float = 0.95, noise: float = 0.3, generator=None,
+                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Draw ``n`` sequences of two independent noisy oscillators, observed side by side (chapter 15).
+
+    Process ``j`` (j = 0, 1) is a damped rotation driven by its own noise,
+    ``z_j^{t+1} = damping * R(2 pi / P_j) z_j^t + noise * eps_j^t`` with ``R`` the 2x2 rotation matrix,
+    ``P_j`` the period and ``eps_j^t ~ N(0, I_2)`` independent across processes and steps. It starts in its
+    stationary law ``N(0, noise^2 / (1 - damping^2) I_2)``, which does not depend on the period. The
+    observation is ``x^t = (z_0^t, z_1^t)``: channels 0-1 are process 0, channels 2-3 process 1. The best
+    one-step-ahead prediction is ``damping * R z_j^t``, with mean squared error ``noise^2`` per channel.
+
+    Args:
+        n: number of sequences (>= 1).
+        T: length of each sequence (>= 2).
+        periods: the two periods, in steps (each > 0).
+        shift: if given, the period of process 1 instead of ``periods[1]`` (a change in one mechanism
+            only; process 0 and every marginal distribution stay the same).
+        damping: the rotation's radius, in (0, 1).
+        noise: standard deviation of the driving noise (> 0).
+        generator: ``None``, an int seed or a ``torch.Generator`` (see :func:`causalbook_lib.utils.as_generator`).
+        dtype: floating dtype of the result.
+
+    Returns:
+        A tensor of shape ``(n, T, 4)``.
+
+    Raises:
+        ValueError: a count is not a positive integer, or a period, ``damping`` or ``noise`` is out of range.
+    """
+    n = check_positive_int(n, "n")
+    T = check_positive_int(T, "T", minimum=2)
+    if not (isinstance(periods, (tuple, list)) and len(periods) == 2):
+        raise ValueError(f"periods must be a pair of positive numbers, got {periods!r}")
+    periods = [periods[0], periods[1] if shift is None else shift]
+    for name, p in (("periods[0]", periods[0]), ("periods[1] (or shift)", periods[1])):
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
+            raise ValueError(f"{name} must be a positive number of steps, got {p!r}")
+    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not 0 < damping < 1:
+        raise ValueError(f"damping must be a number in (0, 1), got {damping!r}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise > 0:
+        raise ValueError(f"noise must be a positive number (a standard deviation), got {noise!r}")
+    g = as_generator(generator)
+    omega = torch.tensor([2 * math.pi / periods[0], 2 * math.pi / periods[1]], dtype=torch.float64)
+    c, s = torch.cos(omega), torch.sin(omega)
+    rot = damping * torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # (2, 2, 2)
+    z = torch.randn(n, 2, 2, generator=g, dtype=torch.float64) * (noise / math.sqrt(1 - damping ** 2))
+    eps = noise * torch.randn(T - 1, n, 2, 2, generator=g, dtype=torch.float64)
+    out = [z]
+    for t in range(T - 1):
+        z = torch.einsum("pij,npj->npi", rot, z) + eps[t]
+        out.append(z)
+    return torch.stack(out, 1).reshape(n, T, 4).to(dtype)

@@ -173,3 +173,53 @@ def test_competing_experts_bad_arguments(kwargs):
         inv.train_competing_experts(x, x, **kwargs)
     with pytest.raises(ValueError):
         inv.train_competing_experts(torch.rand(10, 63), x)
+
+
+def test_restoration_error_ratio_brute_force():
+    g = torch.Generator().manual_seed(0)
+    original = torch.rand(40, 64, generator=g)
+    transformed = torch.rand(40, 64, generator=g)
+    restored = torch.rand(40, 64, generator=g)
+    index = torch.arange(40) % 3
+    r = inv.restoration_error_ratio(restored, transformed, original, index, 3)
+    for t in range(3):
+        m = index == t
+        want = float(((restored[m] - original[m]) ** 2).mean() / ((transformed[m] - original[m]) ** 2).mean())
+        assert r[t] == pytest.approx(want, rel=1e-6)
+    # a perfect inverse gives 0, doing nothing gives 1
+    assert np.allclose(inv.restoration_error_ratio(original, transformed, original, index, 3), 0)
+    assert np.allclose(inv.restoration_error_ratio(transformed, transformed, original, index, 3), 1)
+    for bad in [(restored[:-1], transformed, original, index, 3), (restored, transformed, original, index, 2),
+                (restored, transformed, original, index.float(), 3), (restored, original, original, index, 3),
+                (restored, transformed, original, index, 4)]:
+        with pytest.raises(ValueError):
+            inv.restoration_error_ratio(*bad)
+
+
+def test_restore_with_experts_is_the_winners_clipped_output():
+    data = cb.datasets.transformed_digits(seed=0)
+    fit = inv.train_competing_experts(data.transformed[:100], data.clean[:100], n_experts=3, steps=3,
+                                      discriminator_steps=3, seed=0)
+    fit.biases[2] = 0.7  # make some outputs leave [0, 1]
+    x = data.transformed[:20]
+    winner, restored = inv.restore_with_experts(fit, x)
+    out = torch.stack([F.conv2d(x.reshape(-1, 1, 8, 8), fit.kernels[j].reshape(1, 1, 3, 3), padding=1).reshape(20, 64)
+                       + fit.biases[j] for j in range(3)])
+    scores = torch.stack([fit.discriminator(out[j].reshape(1, 20, 64)).reshape(20) for j in range(3)])
+    assert torch.equal(winner, scores.argmax(0))
+    assert torch.allclose(restored, out[winner, torch.arange(20)].clamp(0, 1), atol=1e-6)
+    assert float(restored.min()) >= 0 and float(restored.max()) <= 1
+
+
+def test_competition_specialises_on_an_easy_pair():
+    # two transformations with exact 3x3 inverses, two experts: each should win one transformation
+    data = cb.datasets.transformed_digits(seed=0)
+    x = data.original[:200]
+    index = torch.arange(200) % 2 * 3  # 0 = shift right, 3 = invert
+    xt = cb.datasets.transform_digits(x, index, seed=0)
+    fit = inv.train_competing_experts(xt, data.clean[:200], n_experts=2, steps=300, seed=0)
+    winner, restored = inv.restore_with_experts(fit, xt)
+    share = inv.specialisation_matrix(winner.numpy(), (index // 3).numpy(), 2, 2)
+    assert share.max(1).min() > 0.9 and share.argmax(1)[0] != share.argmax(1)[1]
+    ratio = inv.restoration_error_ratio(restored, xt, x, index // 3, 2)
+    assert np.all(ratio < 0.5)

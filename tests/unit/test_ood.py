@@ -141,3 +141,45 @@ def test_transformed_digits_split():
         ood.transformed_digits(clean_fraction=1.0)
     with pytest.raises(ValueError):
         ood.transformed_digits(noise_std=0.0)
+
+
+def _rows(x):
+    return {tuple(r) for r in x.numpy().round(6).tolist()}
+
+
+def test_expert_digit_splits_are_disjoint_and_complete():
+    d = ood.expert_digit_splits(generator=0)
+    images, labels = ood._load_digits_array()
+    assert set(d.train_classes) == {0, 1, 2, 3, 4}
+    parts = [d.train.original, d.reference, d.test_in.original, d.test_out.original]
+    held = d.classifier_x[len(d.train.original) + len(d.reference):]
+    assert sum(len(p) for p in parts) + len(held) == len(images) == 1797
+    n_in = int(np.isin(labels, range(5)).sum())
+    assert len(d.train.original) == round(0.4 * n_in) and len(d.reference) == round(0.3 * n_in)
+    # classes: 0-4 for everything the experts and the discriminator see and for test_in, 5-9 for test_out
+    assert set(d.train.labels.tolist()) | set(d.test_in.labels.tolist()) == set(range(5))
+    assert set(d.test_out.labels.tolist()) == set(range(5, 10))
+    # the three splits of 0-4 share no digit (the sklearn digits hold a few exact duplicates, so compare positions)
+    seen = _rows(d.train.original) | _rows(d.reference)
+    assert len(_rows(d.test_in.original) & seen) <= 2
+    assert len(_rows(d.classifier_x) & (_rows(d.test_in.original) | _rows(d.test_out.original))) <= 2
+    # every image is a shipped digit with its own label, and the transformations are those of transform_digits
+    lookup = {tuple(r): y for r, y in zip(images.round(6).tolist(), labels.tolist())}
+    for part in (d.train, d.test_in, d.test_out):
+        assert [lookup[tuple(r)] for r in part.original.numpy().round(6).tolist()] == part.labels.tolist()
+        keep = part.index != 2  # deterministic transformations
+        again = ood.transform_digits(part.original, part.index, seed=0)
+        assert torch.equal(again[keep], part.transformed[keep])
+    assert torch.equal(d.classifier_y[:len(d.train.labels)], d.train.labels)
+    again = ood.expert_digit_splits(generator=0)
+    assert torch.equal(again.test_out.transformed, d.test_out.transformed)
+    assert not torch.equal(ood.expert_digit_splits(generator=1).reference, d.reference)
+
+
+@pytest.mark.parametrize("kwargs", [dict(train_classes=()), dict(train_classes=range(10)), dict(train_classes=(1, 1)),
+                                    dict(train_classes=(3, 11)), dict(fractions=(0.5, 0.5)), dict(fractions=(0.5, 0.6, -0.1)),
+                                    dict(fractions=(0.9996, 0.0002, 0.0002)), dict(test_out_fraction=1.0),
+                                    dict(noise_std=0.0), dict(generator=-1), dict(generator=1.5), dict(dtype=torch.int64)])
+def test_expert_digit_splits_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        ood.expert_digit_splits(**kwargs)
