@@ -92,19 +92,20 @@ book: venv mathjax
 	@echo "The book is in _build/html/index.html"
 
 # Everything CI runs: unit tests, nbval over every chapter, a clean book build with -n -W
-# --keep-going, then the checks that need the built book, $(JOBS) at a time: the library as a wheel,
+# --keep-going, then the four checks that need the built book, all at once: the library as a wheel,
 # the student edition, a real-browser check of the built pages, and Binder's JupyterLab in a real
-# browser (each is a mix of pip, Sphinx, Chromium and waiting; side by side they take about half
-# as long as one after another). --output-sync keeps each one's output together.
-# Independent steps run side by side ($(JOBS) at a time); nbval and the build, which use every core,
-# run alone.
+# browser (each is a mix of pip, Sphinx, Chromium and waiting, so four side by side finish sooner
+# than two pairs one after another; their timeouts are minutes, not seconds). --output-sync keeps
+# each one's output together. Independent steps run side by side ($(JOBS) at a time); nbval and the
+# build, which use every core, run alone.
 SUBMAKE := $(MAKE) --no-print-directory -j$(JOBS) --output-sync=target
+POST_JOBS ?= 4
 test:
 	$(SUBMAKE) venv mathjax reveal $(CFF_VENV)/.installed
 	$(SUBMAKE) lint unit
 	$(MAKE) --no-print-directory notebooks
 	$(MAKE) --no-print-directory build
-	$(SUBMAKE) packaging student-check browser lab
+	$(MAKE) --no-print-directory -j$(POST_JOBS) --output-sync=target packaging student-check browser lab
 
 # The workflows (schema, zizmor's security audit, both offline, and the project's own static checks:
 # actions pinned by SHA, per-job permissions, the publish steps) and the citation file.
