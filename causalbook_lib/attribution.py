@@ -312,6 +312,17 @@ def _target_output(forward_func: Callable, target) -> Callable:
     return lambda x: forward_func(x)[..., target]
 
 
+def _range_from_data(low, high, data):
+    """``(low, high)``, each taken from the range of ``data`` (per feature) where it is ``None``."""
+    if low is None or high is None:
+        if data is None:
+            raise ValueError("give low and high (the intervention range), or data to take them from")
+        d = as_float_tensor(data, "data")
+        low = d.min(dim=0).values if low is None else low
+        high = d.max(dim=0).values if high is None else high
+    return low, high
+
+
 class CausalACE(Attribution):
     """Local causal attributions (Chattopadhyay et al., 2019, Sec. 5.2) with Captum's contract.
 
@@ -362,12 +373,7 @@ class CausalACE(Attribution):
             inputs = inputs[0]
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2:
             raise ValueError(f"inputs must be an (n, k) tensor, got {getattr(inputs, 'shape', type(inputs))}")
-        if low is None or high is None:
-            if data is None:
-                raise ValueError("give low and high (the intervention range), or data to take them from")
-            d = as_float_tensor(data, "data")
-            low = d.min(dim=0).values if low is None else low
-            high = d.max(dim=0).values if high is None else high
+        low, high = _range_from_data(low, high, data)
         # compute in the inputs' dtype: the engine takes its dtype from the data or moments
         data, mean, cov = (None if v is None else as_float_tensor(v, name).to(inputs.dtype)
                            for v, name in ((data, "data"), (mean, "mean"), (cov, "cov")))
@@ -413,11 +419,6 @@ class CausalACE(Attribution):
             raise ValueError("the global ACE explains one output: give target= as one index (or None)")
         if isinstance(target, torch.Tensor):
             target = int(target)
-        if low is None or high is None:
-            if data is None:
-                raise ValueError("give low and high (the intervention range), or data to take them from")
-            d = as_float_tensor(data, "data")
-            low = d.min(dim=0).values if low is None else low
-            high = d.max(dim=0).values if high is None else high
+        low, high = _range_from_data(low, high, data)
         return ace_map(_target_output(self.forward_func, target), low, high, num=num, data=data, mean=mean, cov=cov,
                        method=method, output_range=output_range, chunk_size=chunk_size)
