@@ -16,13 +16,12 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
 from .datasets.synthetic import LoanSCMParameters
 from .models import accuracy, make_mlp
-from .utils import as_generator, check_positive_int
+from .utils import as_generator, check_number, check_positive_int, seeded_init
 
 __all__ = [
     "GaussianGenerativeClassifier",
@@ -33,6 +32,7 @@ __all__ = [
     "accuracy_under_attack",
     "minimal_perturbation",
     "line_search_attack",
+    "adversarial_training",
     "loan_abduct",
     "loan_counterfactual",
     "counterfactual_gap",
@@ -518,8 +518,7 @@ def adversarial_training(x, y, eps: float, *, hidden: int = 128, epochs: int = 3
     x, y = _check_xy(x, y)
     if float(x.min()) < 0 or float(x.max()) > 1:
         raise ValueError("x must lie in [0, 1] (PGD clips to the image range)")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or not math.isfinite(eps) \
-            or eps < 0:
+    if check_number(eps, "eps") < 0:
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -533,7 +532,6 @@ def adversarial_training(x, y, eps: float, *, hidden: int = 128, epochs: int = 3
         raise ValueError(f"y must hold labels of at least two classes (0, 1, ...), got only {n_classes}")
     gen = as_generator(generator)
     x = x.to(torch.float64)
-    from .utils import seeded_init
     with seeded_init(gen):
         model = make_mlp([x.shape[1], hidden, n_classes], "relu", dtype=torch.float64)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -549,5 +547,3 @@ def adversarial_training(x, y, eps: float, *, hidden: int = 128, epochs: int = 3
             opt.step()
     return model.eval()
 
-
-__all__.append("adversarial_training")

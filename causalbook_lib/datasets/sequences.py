@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..utils import as_generator, check_positive_int
+from ..utils import as_generator, check_number, check_positive_int
 
 __all__ = ["SignSequences", "make_sign_sequences", "impute_step", "make_two_oscillators"]
 
@@ -155,13 +155,11 @@ def make_two_oscillators(n: int, T: int = 40, *, periods: tuple[float, float] = 
     if not (isinstance(periods, (tuple, list)) and len(periods) == 2):
         raise ValueError(f"periods must be a pair of positive numbers, got {periods!r}")
     periods = [periods[0], periods[1] if shift is None else shift]
-    for name, p in (("periods[0]", periods[0]), ("periods[1] (or shift)", periods[1])):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
-            raise ValueError(f"{name} must be a positive number of steps, got {p!r}")
-    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not 0 < damping < 1:
+    periods = [check_number(p, name, positive=True)
+               for name, p in (("periods[0]", periods[0]), ("periods[1] (or shift)", periods[1]))]
+    if not 0 < check_number(damping, "damping") < 1:
         raise ValueError(f"damping must be a number in (0, 1), got {damping!r}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise > 0:
-        raise ValueError(f"noise must be a positive number (a standard deviation), got {noise!r}")
+    noise = check_number(noise, "noise (a standard deviation)", positive=True)
     g = as_generator(generator)
     omega = torch.tensor([2 * math.pi / periods[0], 2 * math.pi / periods[1]], dtype=torch.float64)
     c, s = torch.cos(omega), torch.sin(omega)
