@@ -130,22 +130,32 @@ def open_chapter(browser, working_tree_notebooks):
         yield _open
 
 
-def _wait_rendered(page, timeout_s: float = 120) -> None:
-    """Until the current document's markdown cells are all rendered and their math typeset."""
+def _wait_rendered(page, timeout_s: float = 180) -> None:
+    """Until the current document's markdown cells all show rendered content, their math is typeset,
+    and the rendered text has stopped changing.
+
+    A cell gets ``jp-mod-rendered`` before jupyterlab-myst has put its content in (the renderer is
+    asynchronous), so the class alone is not enough: on a loaded machine the last cells of a chapter
+    were still empty when the checks ran (CI, with the four post-build checks side by side)."""
     deadline = time.monotonic() + timeout_s
-    state = None
+    previous = None
     while time.monotonic() < deadline:
         state = page.evaluate("""() => {
             const w = window.jupyterapp.shell.currentWidget;
             if (!w || !w.node.classList.contains('jp-NotebookPanel')) return null;
             const md = [...w.node.querySelectorAll('.jp-MarkdownCell')];
+            // what a reader sees of the cell (the hidden editor is not in innerText)
+            const filled = c => c.innerText.trim().length > 0 || !!c.querySelector('img');
             return {md: md.length, rendered: md.filter(c => c.classList.contains('jp-mod-rendered')).length,
+                    filled: md.filter(filled).length,
+                    chars: md.reduce((n, c) => n + c.innerText.length, 0),
                     math: w.node.querySelectorAll('.jp-MarkdownCell .katex, .jp-MarkdownCell mjx-container').length};
         }""")
-        if state and state["md"] and state["rendered"] == state["md"] and state["math"]:
-            time.sleep(1.0)  # let the last cells settle
+        done = bool(state and state["md"] and state["rendered"] == state["md"] == state["filled"] and state["math"])
+        if done and state == previous:  # the same for a whole poll interval
             return
-        time.sleep(0.5)
+        previous = state if done else None
+        time.sleep(1.0)
     # not a notebook, or not rendered: the checks below say which
 
 
