@@ -158,13 +158,18 @@ ipynb: book
 # Student and instructor editions of the plain notebooks, from the generator of `make ipynb`: the
 # student notebooks have every exercise and no solution (no cell tagged `solution`), the instructor
 # notebooks have the solutions. Needs the executed book for the glued numbers.
-.PHONY: student student-notebooks html-student
+.PHONY: student student-notebooks html-student editions-check
 # The student edition's spoiler checks: notebooks and a solution-free mini HTML build (not executed),
 # and the student notebooks of chapters 01 and 02 run without their solutions.
 # `make test` runs it after `build`: it makes both editions of every chapter from the executed book
 # (exactly what `make student` makes) and checks them.
 student-check: venv student-notebooks
 	$(PY) -m pytest tests/build/test_student_edition.py -q
+
+# Every chapter's student and instructor notebooks executed under nbval, strict, outside the
+# repository (the two editions side by side, one thread each). The publish workflow runs it.
+editions-check: book
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 CAUSALBOOK_EDITION_CHAPTERS=all $(PY) -m pytest tests/build/test_student_edition.py -q -k edition_notebooks_run
 
 student: book
 	$(MAKE) --no-print-directory student-notebooks
