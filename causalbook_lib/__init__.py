@@ -11,6 +11,7 @@ from . import (  # noqa: E402
     datasets,
     evaluation,
     exercises,
+    experts,
     explanations,
     feature_effects,
     gan,
@@ -18,7 +19,7 @@ from . import (  # noqa: E402
     graphs,
     infoflow,
     interventions,
-    invariance,
+    irm,
     models,
     plotting,
     recurrent,
@@ -32,7 +33,7 @@ from . import (  # noqa: E402
 )
 
 __all__ = [
-    "__version__", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "explanations", "feature_effects",
-    "gan", "generative", "graphs", "infoflow", "interventions", "invariance", "models", "plotting", "recurrent",
+    "__version__", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "experts", "explanations", "feature_effects",
+    "gan", "generative", "graphs", "infoflow", "interventions", "irm", "models", "plotting", "recurrent",
     "regressors", "rim", "robustness", "scm", "shapley", "utils", "verification",
 ]

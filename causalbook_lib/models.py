@@ -14,6 +14,7 @@ mapping inputs ``(n, ...)`` to scores ``(n, M)``, logits or probabilities alike.
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import Callable
 
@@ -22,7 +23,7 @@ from torch import nn
 
 from .utils import as_generator, check_finite, check_positive_int, seeded_init
 
-__all__ = ["make_mlp", "train_classifier", "iris_classifier", "accuracy", "eval_mode"]
+__all__ = ["make_mlp", "StackedMLP", "train_classifier", "iris_classifier", "accuracy", "eval_mode"]
 
 
 def _module_dtype_device(forward_func) -> tuple[torch.dtype | None, torch.device | None]:
@@ -220,3 +221,69 @@ def eval_mode(*parts):
     finally:
         for m, mode in saved:
             m.training = mode
+
+
+class StackedMLP(nn.Module):
+    """``n_models`` independent ReLU MLPs with identical shapes, evaluated in one batched pass.
+
+    Layer :math:`l` of model :math:`m` computes :math:`h \\mapsto W^{(m)}_l h + b^{(m)}_l`; the
+    weights of all models are stored in one tensor of shape ``(n_models, fan_in, fan_out)`` and
+    applied with :func:`torch.baddbmm`. Models share nothing, so the gradient of a sum of
+    per-model losses gives each model exactly its own gradient, and an element-wise optimiser
+    (Adam) then trains each model as if it were alone. Model ``m`` is initialised like
+    ``torch.nn.Linear`` (uniform in :math:`\\pm 1/\\sqrt{\\text{fan\\_in}}`) from ``seeds[m]``.
+
+    Args:
+        n_models: number of models M.
+        in_features, hidden, out_features: layer sizes.
+        n_hidden_layers: number of hidden ReLU layers (0 gives affine models).
+        seeds: one non-negative integer per model (default ``0..M-1``).
+        output: ``"linear"`` (logits) or ``"sigmoid"`` (values in (0, 1)).
+
+    Raises:
+        ValueError: non-positive sizes, a wrong number of seeds or an unknown ``output``.
+    """
+
+    def __init__(self, n_models: int, in_features: int, hidden: int, out_features: int, *,
+                 n_hidden_layers: int = 2, seeds=None, output: str = "linear", dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.n_models = check_positive_int(n_models, "n_models")
+        sizes = [check_positive_int(in_features, "in_features")]
+        sizes += [check_positive_int(hidden, "hidden")] * check_positive_int(n_hidden_layers, "n_hidden_layers", minimum=0)
+        sizes += [check_positive_int(out_features, "out_features")]
+        if output not in ("linear", "sigmoid"):
+            raise ValueError(f"output must be 'linear' or 'sigmoid', got {output!r}")
+        self.output = output
+        seeds = list(range(self.n_models)) if seeds is None else [check_positive_int(s, "seed", minimum=0) for s in seeds]
+        if len(seeds) != self.n_models:
+            raise ValueError(f"need one seed per model ({self.n_models}), got {len(seeds)}")
+        self.seeds = seeds
+        weights = [[] for _ in range(len(sizes) - 1)]
+        biases = [[] for _ in range(len(sizes) - 1)]
+        for s in seeds:  # a loop over models at construction only, so each model depends on its own seed
+            g = torch.Generator().manual_seed(s)
+            for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+                bound = 1.0 / math.sqrt(fan_in)
+                weights[layer].append((torch.rand(fan_in, fan_out, generator=g, dtype=torch.float64) * 2 - 1) * bound)
+                biases[layer].append((torch.rand(1, fan_out, generator=g, dtype=torch.float64) * 2 - 1) * bound)
+        self.weights = nn.ParameterList([nn.Parameter(torch.stack(w).to(dtype)) for w in weights])
+        self.biases = nn.ParameterList([nn.Parameter(torch.stack(b).to(dtype)) for b in biases])
+        self.sizes = sizes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluate every model: ``x`` of shape ``(n, in)`` (shared) or ``(M, n, in)``; returns ``(M, n, out)``."""
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.n_models, -1, -1)
+        if x.dim() != 3 or x.shape[0] != self.n_models or x.shape[2] != self.sizes[0]:
+            raise ValueError(f"x must have shape (n, {self.sizes[0]}) or ({self.n_models}, n, {self.sizes[0]}), "
+                             f"got {tuple(x.shape)}")
+        h = x.to(self.weights[0].dtype)
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w)
+            if layer < len(self.weights) - 1:
+                h = torch.relu(h)
+        return torch.sigmoid(h) if self.output == "sigmoid" else h
+
+    def squared_norms(self) -> torch.Tensor:
+        """Sum of squared parameters of each model, shape ``(M,)`` (the L2 regulariser)."""
+        return sum(p.pow(2).flatten(1).sum(1) for p in self.parameters())

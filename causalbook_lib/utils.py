@@ -236,13 +236,15 @@ def check_interval(low: float, high: float, name: str = "interval") -> None:
         raise ValueError(f"{name}: low must be smaller than high, got low={low} and high={high}")
 
 
-def check_number(v, name: str, *, positive: bool = False) -> float:
-    """Check that ``v`` is a finite real number (not a bool, not a string; ``> 0`` when ``positive``)
-    and return it as ``float``."""
+def check_number(v, name: str, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """Check that ``v`` is a finite real number (not a bool, not a string; ``> 0`` when ``positive``,
+    ``>= 0`` when ``nonnegative``) and return it as ``float``."""
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
         raise ValueError(f"{name} must be a finite number, got {v!r}")
     if positive and not v > 0:
         raise ValueError(f"{name} must be positive, got {v!r}")
+    if nonnegative and not v >= 0:
+        raise ValueError(f"{name} must be >= 0, got {v!r}")
     return float(v)
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from causalbook_lib import invariance
+from causalbook_lib import irm
 from causalbook_lib.datasets.irm_sem import irm_linear_sem
 
 W, MU = (1.0, -0.5), (0.5, 0.5)
@@ -63,11 +63,11 @@ def test_invariant_logit_has_near_zero_irmv1_penalty_and_the_spurious_one_does_n
     stds = (0.5, 1.5)
     x, y = irm_linear_sem(40000, stds, cause_weights=W, effect_means=MU, generator=torch.Generator().manual_seed(3))
     invariant = x[..., :2] @ torch.tensor(W, dtype=torch.float64)  # (E, n)
-    pen_inv = invariance.irmv1_penalty(invariant, y).detach()
+    pen_inv = irm.irmv1_penalty(invariant, y).detach()
     assert float(pen_inv.max()) < 1e-4  # zero in the population, sampling error only
     # the Bayes logit of environment 0 is over-confident in environment 1: a clearly positive penalty there
     bayes0 = x @ torch.tensor(list(W) + [2 * m / stds[0] ** 2 for m in MU], dtype=torch.float64)
-    pen_spur = invariance.irmv1_penalty(bayes0, y).detach()
+    pen_spur = irm.irmv1_penalty(bayes0, y).detach()
     assert float(pen_spur[0]) < 1e-3 and float(pen_spur[1]) > 100 * float(pen_inv.max()) + 1e-2
 
 

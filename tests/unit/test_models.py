@@ -1,4 +1,4 @@
-"""cb.models.accuracy: one definition of classification accuracy, in the model's dtype and device."""
+"""cb.models: one definition of classification accuracy (in the model's dtype and device), and StackedMLP."""
 import pytest
 import torch
 from torch import nn
@@ -47,3 +47,33 @@ def test_accuracy_rejects_scores_of_the_wrong_shape():
         cb.models.accuracy(lambda v: v[:, 0], torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="callable"):
         cb.models.accuracy("net", torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
+
+
+# ---- StackedMLP (many small MLPs in one batched pass) ----
+
+def test_stacked_mlp_matches_separate_linear_layers():
+    net = cb.models.StackedMLP(3, 5, 4, 2, seeds=[0, 1, 2], dtype=torch.float64)
+    x = torch.randn(7, 5, dtype=torch.float64)
+    out = net(x)
+    assert out.shape == (3, 7, 2)
+    for m in range(3):
+        h = x
+        for layer, (w, b) in enumerate(zip(net.weights, net.biases)):
+            h = h @ w[m] + b[m]
+            h = torch.relu(h) if layer < len(net.weights) - 1 else h
+        assert torch.allclose(out[m], h)
+    # a model's initialisation depends only on its own seed
+    other = cb.models.StackedMLP(2, 5, 4, 2, seeds=[2, 9], dtype=torch.float64)
+    assert torch.equal(other.weights[0][0], net.weights[0][2])
+    assert torch.allclose(net.squared_norms()[1], sum(p[1].pow(2).sum() for p in net.parameters()))
+
+
+def test_stacked_mlp_bad_input():
+    with pytest.raises(ValueError):
+        cb.models.StackedMLP(2, 5, 4, 1, seeds=[0])
+    with pytest.raises(ValueError):
+        cb.models.StackedMLP(2, 5, 0, 1)
+    with pytest.raises(ValueError):
+        cb.models.StackedMLP(2, 5, 4, 1, output="softmax")
+    with pytest.raises(ValueError):
+        cb.models.StackedMLP(2, 5, 4, 1)(torch.zeros(3, 4))
