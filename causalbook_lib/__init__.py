@@ -5,6 +5,7 @@ Chapters import it as ``import causalbook_lib as cb`` and print ``cb.__version__
 __version__ = "0.1.0"
 
 from . import (  # noqa: E402
+    attacks,
     attribution,
     causalgen,
     claims,
@@ -13,6 +14,7 @@ from . import (  # noqa: E402
     exercises,
     experts,
     explanations,
+    fairness,
     feature_effects,
     gan,
     generative,
@@ -25,7 +27,6 @@ from . import (  # noqa: E402
     recurrent,
     regressors,
     rim,
-    robustness,
     scm,
     shapley,
     utils,
@@ -33,7 +34,7 @@ from . import (  # noqa: E402
 )
 
 __all__ = [
-    "__version__", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "experts", "explanations", "feature_effects",
+    "__version__", "attacks", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "experts", "explanations", "fairness", "feature_effects",
     "gan", "generative", "graphs", "infoflow", "interventions", "irm", "models", "plotting", "recurrent",
-    "regressors", "rim", "robustness", "scm", "shapley", "utils", "verification",
+    "regressors", "rim", "scm", "shapley", "utils", "verification",
 ]

@@ -21,9 +21,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .utils import as_generator, check_finite, check_positive_int, seeded_init
+from .utils import as_generator, check_features_labels, check_finite, check_positive_int, seeded_init
 
-__all__ = ["make_mlp", "StackedMLP", "train_classifier", "iris_classifier", "accuracy", "eval_mode"]
+__all__ = ["make_mlp", "StackedMLP", "GaussianGenerativeClassifier", "train_classifier", "train_mlp_classifier",
+           "iris_classifier", "accuracy", "eval_mode"]
 
 
 def _module_dtype_device(forward_func) -> tuple[torch.dtype | None, torch.device | None]:
@@ -287,3 +288,92 @@ class StackedMLP(nn.Module):
     def squared_norms(self) -> torch.Tensor:
         """Sum of squared parameters of each model, shape ``(M,)`` (the L2 regulariser)."""
         return sum(p.pow(2).flatten(1).sum(1) for p in self.parameters())
+
+
+def train_mlp_classifier(x, y, *, hidden: int = 128, epochs: int = 150, batch_size: int = 64, lr: float = 1e-3,
+                         weight_decay: float = 1e-4, generator=None) -> nn.Sequential:
+    """Train a one-hidden-layer ReLU network ``d -> hidden -> classes`` (:func:`make_mlp`, float64) with
+    :func:`train_classifier` (cross-entropy, Adam, mini-batches in an order drawn from ``generator``);
+    return it in eval mode. The initialisation is the caller's (:func:`causalbook_lib.utils.seeded_init`).
+
+    Raises:
+        ValueError: bad shapes or non-positive hyper-parameters.
+    """
+    x, y = check_features_labels(x, y)
+    hidden = check_positive_int(hidden, "hidden")
+    n_classes = int(y.max()) + 1
+    if n_classes < 2:
+        raise ValueError(f"y must hold labels of at least two classes (0, 1, ...), got only {n_classes}")
+    model = make_mlp([x.shape[1], hidden, n_classes], "relu", dtype=torch.float64)
+    train_classifier(model, x.to(torch.float64), y, epochs=epochs, batch_size=batch_size, lr=lr,
+                     weight_decay=weight_decay, generator=generator)
+    return model
+
+
+class GaussianGenerativeClassifier(nn.Module):
+    """Classify by Bayes' rule with one probabilistic-PCA Gaussian per class (:doc:`chapter 17 </notebooks/17-robustness-fairness>`).
+
+    Math: ``p(x | y) = N(x; mu_y, W_y W_y^T + s_y^2 I)`` with ``W_y`` the top ``q`` principal
+    directions of class ``y`` scaled by ``sqrt(lambda_k - s_y^2)`` and ``s_y^2`` the mean of the
+    discarded eigenvalues (the form of Tipping and Bishop's maximum-likelihood solution), floored at
+    ``min_variance``. Eigenvalues are those of the class's sample covariance with the 1/(n - 1)
+    normalisation, as in scikit-learn's ``PCA.score_samples``, which computes the same density; the
+    maximum-likelihood estimate proper would use 1/n, so these are the unbiased-covariance version of
+    it. The logits are ``log p(x | y) + log p(y)``; their softmax is ``p(y | x)``.
+    It is the analysis-by-synthesis idea (model label -> image, then invert with Bayes) with an
+    exact likelihood instead of the ABS model's VAE lower bound. Computations are in float64.
+
+    Args:
+        x: (n, d) training images; y: (n,) integer labels 0..C-1.
+        n_components: ``q``, the latent dimension of each class model (1 <= q < d).
+        min_variance: floor on ``s_y^2`` (> 0), which keeps the covariances invertible.
+    Raises:
+        ValueError: bad shapes, a class with fewer than ``q + 2`` examples, or bad hyper-parameters.
+    """
+
+    def __init__(self, x, y, n_components: int = 8, min_variance: float = 1e-2):
+        super().__init__()
+        x, y = check_features_labels(x, y)
+        x = x.to(torch.float64)
+        d = x.shape[1]
+        q = check_positive_int(n_components, "n_components")
+        if q >= d:
+            raise ValueError(f"n_components must be smaller than the dimension {d}, got {q}")
+        if not min_variance > 0:
+            raise ValueError(f"min_variance must be positive, got {min_variance!r}")
+        classes = int(y.max()) + 1
+        means, precisions, logdets, priors = [], [], [], []
+        for c in range(classes):
+            xc = x[y == c]
+            if len(xc) < q + 2:
+                raise ValueError(f"class {c} has {len(xc)} examples; it needs at least n_components + 2 = {q + 2}")
+            mu = xc.mean(0)
+            cov = torch.cov(xc.T, correction=1)
+            evals, evecs = torch.linalg.eigh(cov)
+            evals, evecs = evals.flip(0), evecs.flip(1)
+            s2 = max(float(evals[q:].mean()), min_variance)
+            w = evecs[:, :q] * torch.sqrt((evals[:q] - s2).clamp_min(0.0))
+            c_mat = w @ w.T + s2 * torch.eye(d, dtype=torch.float64)
+            means.append(mu)
+            precisions.append(torch.linalg.cholesky(torch.linalg.inv(c_mat)))
+            logdets.append(torch.linalg.slogdet(c_mat)[1])
+            priors.append(len(xc) / len(x))
+        self.register_buffer("means", torch.stack(means))
+        #: Cholesky factors L_y of the precision matrices, C_y^{-1} = L_y L_y^T: shape (C, d, d).
+        self.register_buffer("precision_factors", torch.stack(precisions))
+        self.register_buffer("logdets", torch.stack(logdets))
+        self.register_buffer("log_priors", torch.log(torch.tensor(priors, dtype=torch.float64)))
+        self.dim = d
+
+    def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
+        """``log p(x | y)`` for every class: shape (n, C), float64."""
+        x = torch.as_tensor(x).to(torch.float64)
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        diff = x[:, None, :] - self.means[None]                      # (n, C, d)
+        quad = torch.einsum("ncd,cde->nce", diff, self.precision_factors).square().sum(2)  # diff^T C^-1 diff
+        return -0.5 * (quad + self.logdets + self.dim * math.log(2 * math.pi))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``log p(x | y) + log p(y)``: shape (n, C), float64."""
+        return self.log_likelihood(x) + self.log_priors

@@ -263,6 +263,20 @@ def check_positive_int(n, name: str, minimum: int = 1) -> int:
     return int(n)
 
 
+def check_features_labels(x, y, d: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a finite ``(n, d)`` feature tensor and ``n`` integer labels; return them, the labels as int64."""
+    x = torch.as_tensor(x)
+    y = torch.as_tensor(y)
+    if x.dim() != 2 or (d is not None and x.shape[1] != d):
+        raise ValueError(f"x must have shape (n, {d if d is not None else 'd'}), got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x must be finite")
+    if y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
+        raise ValueError(f"y must be a 1-D integer tensor with {len(x)} labels, got shape {tuple(y.shape)} "
+                         f"and dtype {y.dtype}")
+    return x, y.long()
+
+
 def check_index(i, name: str, size: int) -> int:
     """Check that ``i`` is an integer index into a dimension of length ``size``."""
     if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < size:

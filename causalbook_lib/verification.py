@@ -1,6 +1,6 @@
 """Verified robustness by interval bound propagation (Part V, :doc:`chapter 17 </notebooks/17-robustness-fairness>`).
 
-An attack such as :func:`causalbook_lib.robustness.pgd` can only show that a decision *can* be
+An attack such as :func:`causalbook_lib.attacks.pgd` can only show that a decision *can* be
 changed; when it fails, the decision may still be changeable by a stronger attack. A *certificate*
 goes the other way: it proves that no input in the ball changes the decision.
 
@@ -19,7 +19,7 @@ the box with centre ``W c + b`` and radius ``|W| r``; a ReLU maps ``[l, u]`` to
 Supported models: :class:`torch.nn.Sequential` of :class:`~torch.nn.Linear`, :class:`~torch.nn.ReLU`,
 :class:`~torch.nn.Flatten` and :class:`~torch.nn.Identity`, such as
 :func:`causalbook_lib.models.make_mlp` with ``"relu"`` and
-:func:`causalbook_lib.robustness.train_mlp_classifier`.
+:func:`causalbook_lib.models.train_mlp_classifier`.
 """
 from __future__ import annotations
 

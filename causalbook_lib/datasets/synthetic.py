@@ -257,7 +257,7 @@ def loan_feature_scm(params: LoanSCMParameters | None = None):
 
     Group is a Bernoulli root; age, education and income are additive-noise variables, so
     :meth:`causalbook_lib.scm.SCM.counterfactual` can abduct their noises exactly. :doc:`Chapter 17 </notebooks/17-robustness-fairness>` checks
-    :func:`causalbook_lib.robustness.loan_counterfactual` against this model's counterfactuals.
+    :func:`causalbook_lib.fairness.loan_counterfactual` against this model's counterfactuals.
     (The label ``Repay`` is left out: its threshold mechanism is not invertible and a counterfactual
     of the features does not need it.)
 

@@ -1,4 +1,4 @@
-"""Tests of cb.robustness.adversarial_training (PGD adversarial training, Madry et al.)."""
+"""Tests of cb.attacks.adversarial_training (PGD adversarial training, Madry et al.)."""
 import pytest
 import torch
 
@@ -28,9 +28,9 @@ def test_adversarial_training_beats_plain_training_under_pgd(one_thread):
     x, y = _two_feature_data(300, 0)
     xt, yt = _two_feature_data(300, 1)
     kw = dict(hidden=16, epochs=100, batch_size=300, lr=3e-2, generator=0)  # full batch: fast
-    plain = cb.robustness.adversarial_training(x, y, 0.0, **kw)
-    robust = cb.robustness.adversarial_training(x, y, 0.1, steps=3, **kw)
-    acc = {k: float(cb.robustness.accuracy_under_attack(m, xt, yt, [0.1], "pgd", steps=20))
+    plain = cb.attacks.adversarial_training(x, y, 0.0, **kw)
+    robust = cb.attacks.adversarial_training(x, y, 0.1, steps=3, **kw)
+    acc = {k: float(cb.attacks.accuracy_under_attack(m, xt, yt, [0.1], "pgd", steps=20))
            for k, m in (("plain", plain), ("robust", robust))}
     # plain training leans on the fragile feature x2 (clean accuracy near 1, PGD accuracy low);
     # against eps = 0.1 only x1 helps, whose best robust accuracy is P(N(0, 1) > -0.5) ~ 0.69
@@ -42,8 +42,8 @@ def test_adversarial_training_beats_plain_training_under_pgd(one_thread):
 
 def test_adversarial_training_is_seeded_and_eps0_matches_plain_training_shape():
     x, y = _two_feature_data(60, 2)
-    a = cb.robustness.adversarial_training(x, y, 0.05, hidden=4, epochs=2, steps=2, generator=3)
-    b = cb.robustness.adversarial_training(x, y, 0.05, hidden=4, epochs=2, steps=2, generator=3)
+    a = cb.attacks.adversarial_training(x, y, 0.05, hidden=4, epochs=2, steps=2, generator=3)
+    b = cb.attacks.adversarial_training(x, y, 0.05, hidden=4, epochs=2, steps=2, generator=3)
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
     assert [type(m) for m in a] == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear]
@@ -56,17 +56,17 @@ def test_adversarial_training_rejects_bad_arguments(kwargs):
     x, y = _two_feature_data(20, 0)
     eps = kwargs.pop("eps")
     with pytest.raises(ValueError):
-        cb.robustness.adversarial_training(x, y, eps, **kwargs)
+        cb.attacks.adversarial_training(x, y, eps, **kwargs)
 
 
 def test_adversarial_training_rejects_images_outside_unit_interval():
     x, y = _two_feature_data(20, 0)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        cb.robustness.adversarial_training(x + 2, y, 0.1)
+        cb.attacks.adversarial_training(x + 2, y, 0.1)
 
 
 # ---------------------------------------------------------------------------------------------
-# Cross-check of cb.robustness.pgd (the inner maximisation) against torchattacks, a maintained
+# Cross-check of cb.attacks.pgd (the inner maximisation) against torchattacks, a maintained
 # attack library; skipped where torchattacks is not installed (it is not a dependency of the book).
 # ---------------------------------------------------------------------------------------------
 def _torchattacks_pgd(model, x, y, eps, alpha, steps):
@@ -83,7 +83,7 @@ def test_pgd_matches_torchattacks_on_a_linear_model():
     x = torch.rand(50, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     y = model(x).argmax(1).detach()
     theirs = _torchattacks_pgd(model, x, y, 0.25, 0.0625, 10)
-    ours = cb.robustness.pgd(model, x, y, 0.25, steps=10, step_size=0.25, loss="ce")
+    ours = cb.attacks.pgd(model, x, y, 0.25, steps=10, step_size=0.25, loss="ce")
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
     w = model[0].weight.detach()
     corner = (x - 0.25 * (w[y] - w[1 - y]).sign()).clamp(0, 1)  # the worst case in closed form
@@ -98,7 +98,7 @@ def test_pgd_finds_every_adversarial_example_torchattacks_finds_on_an_mlp(one_th
     x = torch.rand(200, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     y = model(x).argmax(1).detach()
     theirs = _torchattacks_pgd(model, x, y, 0.125, 0.03125, 20)
-    ours = cb.robustness.pgd(model, x, y, 0.125, steps=20, step_size=0.25, loss="ce")
+    ours = cb.attacks.pgd(model, x, y, 0.125, steps=20, step_size=0.25, loss="ce")
     with torch.no_grad():
         fooled_theirs, fooled_ours = model(theirs).argmax(1) != y, model(ours).argmax(1) != y
     assert int(fooled_theirs.sum()) > 20  # the comparison is not vacuous

@@ -126,7 +126,7 @@ def test_pgd_never_breaks_a_certified_point_and_stays_inside_bounds():
     x = torch.rand(100, 10, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     y = net(x).argmax(1)
     for eps in (0.01, 0.03, 0.1):
-        adv = cb.robustness.pgd(net, x, y, eps, steps=20, restarts=2, generator=0)
+        adv = cb.attacks.pgd(net, x, y, eps, steps=20, restarts=2, generator=0)
         lo, hi = V.interval_bounds(net, x, eps, lower=0.0, upper=1.0)
         with torch.no_grad():
             z = net(adv)

@@ -1,31 +1,27 @@
-"""Robustness and fairness: analysis by synthesis, gradient attacks, counterfactual fairness (Part V, :doc:`chapter 17 </notebooks/17-robustness-fairness>`).
+"""Adversarial attacks and adversarial training (Part V, :doc:`chapter 17 </notebooks/17-robustness-fairness>`).
 
-* :class:`GaussianGenerativeClassifier` models the generative direction label -> image with one
-  probabilistic-PCA Gaussian per class and classifies by ``argmax_y log p(x | y) + log p(y)``: a
-  small, exact-likelihood stand-in for the analysis-by-synthesis (ABS) model of Schott et al.
-* :func:`train_mlp_classifier` trains the discriminative baseline.
+* :func:`margin_loss`: Carlini and Wagner's margin, whose gradient does not vanish on saturated logits.
 * :func:`fgsm`, :func:`pgd`, :func:`minimal_perturbation` and :func:`line_search_attack` attack any
-  model that maps images in [0, 1] to logits. The line search uses only decisions, so gradient
-  masking cannot fool it.
-* :func:`loan_abduct`, :func:`loan_counterfactual` and :func:`counterfactual_gap` implement the
-  counterfactual-fairness test of Kusner et al. on the loan SCM of
-  :func:`causalbook_lib.datasets.synthetic.sample_loan_data` by abduction, action and prediction.
+  model that maps images in [0, 1] to logits; :func:`accuracy_under_attack` sweeps the budget. The
+  line search uses only decisions, so gradient masking cannot fool it.
+* :func:`adversarial_training`: PGD adversarial training (Madry et al.) of the MLP of
+  :func:`causalbook_lib.models.train_mlp_classifier`.
+
+The models they attack are in :mod:`causalbook_lib.models` (including the analysis-by-synthesis
+stand-in :class:`~causalbook_lib.models.GaussianGenerativeClassifier`); certificates are in
+:mod:`causalbook_lib.verification`.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .datasets.synthetic import LoanSCMParameters
 from .models import accuracy, make_mlp
-from .utils import as_generator, check_number, check_positive_int, seeded_init
+from .utils import as_generator, check_features_labels, check_number, check_positive_int, seeded_init
 
 __all__ = [
-    "GaussianGenerativeClassifier",
-    "train_mlp_classifier",
     "margin_loss",
     "fgsm",
     "pgd",
@@ -33,134 +29,9 @@ __all__ = [
     "minimal_perturbation",
     "line_search_attack",
     "adversarial_training",
-    "loan_abduct",
-    "loan_counterfactual",
-    "counterfactual_gap",
 ]
 
 
-def _check_xy(x, y, d: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.as_tensor(x)
-    y = torch.as_tensor(y)
-    if x.dim() != 2 or (d is not None and x.shape[1] != d):
-        raise ValueError(f"x must have shape (n, {d if d is not None else 'd'}), got {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x must be finite")
-    if y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
-        raise ValueError(f"y must be a 1-D integer tensor with {len(x)} labels, got shape {tuple(y.shape)} "
-                         f"and dtype {y.dtype}")
-    return x, y.long()
-
-
-# --------------------------------------------------------------------------------------------
-# Analysis by synthesis: a class-conditional Gaussian generative classifier
-# --------------------------------------------------------------------------------------------
-class GaussianGenerativeClassifier(nn.Module):
-    """Classify by Bayes' rule with one probabilistic-PCA Gaussian per class (:doc:`chapter 17 </notebooks/17-robustness-fairness>`).
-
-    Math: ``p(x | y) = N(x; mu_y, W_y W_y^T + s_y^2 I)`` with ``W_y`` the top ``q`` principal
-    directions of class ``y`` scaled by ``sqrt(lambda_k - s_y^2)`` and ``s_y^2`` the mean of the
-    discarded eigenvalues (the form of Tipping and Bishop's maximum-likelihood solution), floored at
-    ``min_variance``. Eigenvalues are those of the class's sample covariance with the 1/(n - 1)
-    normalisation, as in scikit-learn's ``PCA.score_samples``, which computes the same density; the
-    maximum-likelihood estimate proper would use 1/n, so these are the unbiased-covariance version of
-    it. The logits are ``log p(x | y) + log p(y)``; their softmax is ``p(y | x)``.
-    It is the analysis-by-synthesis idea (model label -> image, then invert with Bayes) with an
-    exact likelihood instead of the ABS model's VAE lower bound. Computations are in float64.
-
-    Args:
-        x: (n, d) training images; y: (n,) integer labels 0..C-1.
-        n_components: ``q``, the latent dimension of each class model (1 <= q < d).
-        min_variance: floor on ``s_y^2`` (> 0), which keeps the covariances invertible.
-    Raises:
-        ValueError: bad shapes, a class with fewer than ``q + 2`` examples, or bad hyper-parameters.
-    """
-
-    def __init__(self, x, y, n_components: int = 8, min_variance: float = 1e-2):
-        super().__init__()
-        x, y = _check_xy(x, y)
-        x = x.to(torch.float64)
-        d = x.shape[1]
-        q = check_positive_int(n_components, "n_components")
-        if q >= d:
-            raise ValueError(f"n_components must be smaller than the dimension {d}, got {q}")
-        if not min_variance > 0:
-            raise ValueError(f"min_variance must be positive, got {min_variance!r}")
-        classes = int(y.max()) + 1
-        means, precisions, logdets, priors = [], [], [], []
-        for c in range(classes):
-            xc = x[y == c]
-            if len(xc) < q + 2:
-                raise ValueError(f"class {c} has {len(xc)} examples; it needs at least n_components + 2 = {q + 2}")
-            mu = xc.mean(0)
-            cov = torch.cov(xc.T, correction=1)
-            evals, evecs = torch.linalg.eigh(cov)
-            evals, evecs = evals.flip(0), evecs.flip(1)
-            s2 = max(float(evals[q:].mean()), min_variance)
-            w = evecs[:, :q] * torch.sqrt((evals[:q] - s2).clamp_min(0.0))
-            c_mat = w @ w.T + s2 * torch.eye(d, dtype=torch.float64)
-            means.append(mu)
-            precisions.append(torch.linalg.cholesky(torch.linalg.inv(c_mat)))
-            logdets.append(torch.linalg.slogdet(c_mat)[1])
-            priors.append(len(xc) / len(x))
-        self.register_buffer("means", torch.stack(means))
-        #: Cholesky factors L_y of the precision matrices, C_y^{-1} = L_y L_y^T: shape (C, d, d).
-        self.register_buffer("precision_factors", torch.stack(precisions))
-        self.register_buffer("logdets", torch.stack(logdets))
-        self.register_buffer("log_priors", torch.log(torch.tensor(priors, dtype=torch.float64)))
-        self.dim = d
-
-    def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
-        """``log p(x | y)`` for every class: shape (n, C), float64."""
-        x = torch.as_tensor(x).to(torch.float64)
-        if x.dim() != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
-        diff = x[:, None, :] - self.means[None]                      # (n, C, d)
-        quad = torch.einsum("ncd,cde->nce", diff, self.precision_factors).square().sum(2)  # diff^T C^-1 diff
-        return -0.5 * (quad + self.logdets + self.dim * math.log(2 * math.pi))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``log p(x | y) + log p(y)``: shape (n, C), float64."""
-        return self.log_likelihood(x) + self.log_priors
-
-
-# --------------------------------------------------------------------------------------------
-# Discriminative baseline
-# --------------------------------------------------------------------------------------------
-def train_mlp_classifier(x, y, *, hidden: int = 128, epochs: int = 150, batch_size: int = 64, lr: float = 1e-3,
-                         weight_decay: float = 1e-4, generator: torch.Generator | None = None) -> nn.Sequential:
-    """Train a one-hidden-layer ReLU network ``d -> hidden -> classes`` (:func:`causalbook_lib.models.make_mlp`,
-    float64) with cross-entropy and Adam on mini-batches drawn with ``generator``; return it in eval mode.
-
-    Raises:
-        ValueError: bad shapes or non-positive hyper-parameters.
-    """
-    x, y = _check_xy(x, y)
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    if not lr > 0 or weight_decay < 0:
-        raise ValueError(f"lr must be positive and weight_decay >= 0, got {lr!r} and {weight_decay!r}")
-    x = x.to(torch.float64)
-    hidden = check_positive_int(hidden, "hidden")
-    n_classes = int(y.max()) + 1
-    if n_classes < 2:
-        raise ValueError(f"y must hold labels of at least two classes (0, 1, ...), got only {n_classes}")
-    model = make_mlp([x.shape[1], hidden, n_classes], "relu", dtype=torch.float64)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), batch_size):
-            idx = perm[start:start + batch_size]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
-
-
-# --------------------------------------------------------------------------------------------
-# Attacks
-# --------------------------------------------------------------------------------------------
 def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-sample margin ``max_{j != y} z_j - z_y`` (positive iff misclassified): shape (n,).
 
@@ -182,7 +53,7 @@ def _loss(model, x, y, loss: str, dtype) -> torch.Tensor:
 
 
 def _check_attack(x, y, eps, loss: str, norm: str | None = None):
-    x, y = _check_xy(x, y)
+    x, y = check_features_labels(x, y)
     if loss not in ("margin", "ce"):
         raise ValueError(f"loss must be 'margin' or 'ce', got {loss!r}")
     if norm is not None and norm not in ("linf", "l2"):
@@ -370,8 +241,8 @@ def line_search_attack(forward_func: Callable, x, y, candidates, candidate_label
     Raises:
         ValueError: bad shapes.
     """
-    x, y = _check_xy(x, y)
-    cand, cy = _check_xy(candidates, candidate_labels, x.shape[1])
+    x, y = check_features_labels(x, y)
+    cand, cy = check_features_labels(candidates, candidate_labels, x.shape[1])
     grid = check_positive_int(grid, "grid")
     nearest = min(check_positive_int(nearest, "nearest"), len(cand))
     chunk = check_positive_int(chunk, "chunk")
@@ -399,94 +270,6 @@ def line_search_attack(forward_func: Callable, x, y, candidates, candidate_label
     return sizes, examples
 
 
-# --------------------------------------------------------------------------------------------
-# Counterfactual fairness on the loan SCM
-# --------------------------------------------------------------------------------------------
-def _check_loan_features(features) -> torch.Tensor:
-    f = torch.as_tensor(features).to(torch.float64)
-    if f.dim() != 2 or f.shape[1] != 4:
-        raise ValueError(f"features must have shape (n, 4) with columns group, age, education, income; "
-                         f"got {tuple(f.shape)}")
-    if not bool(torch.isfinite(f).all()):
-        raise ValueError("features must be finite")
-    if not bool(((f[:, 0] == 0) | (f[:, 0] == 1)).all()):
-        raise ValueError("the group column of features must hold only 0 and 1")
-    return f
-
-
-def loan_abduct(features, params: LoanSCMParameters | None = None) -> torch.Tensor:
-    """Abduction in the loan SCM: recover the exogenous terms of each applicant exactly.
-
-    With additive noise every noise is the observed value minus its mechanism:
-    ``U_Edu = Edu - b_EA A`` and ``U_Inc = Inc - (b_IA A + b_IE Edu + b_Iage Age)``;
-    ``U_Age = Age`` (see :class:`causalbook_lib.datasets.synthetic.LoanSCMParameters`).
-
-    Args:
-        features: (n, 4) columns group, age, education, income (as ``LoanData.features()``).
-    Returns:
-        An (n, 3) float64 tensor with columns ``U_Age, U_Edu, U_Inc``.
-    Raises:
-        ValueError: wrong shape, non-finite values or a group other than 0/1.
-    """
-    p = params or LoanSCMParameters()
-    f = _check_loan_features(features)
-    a, age, edu, inc = f.unbind(1)
-    u_edu = edu - p.edu_from_group * a
-    u_inc = inc - (p.inc_from_group * a + p.inc_from_edu * edu + p.inc_from_age * age)
-    return torch.stack([age, u_edu, u_inc], dim=1)
-
-
-def loan_counterfactual(features, group, params: LoanSCMParameters | None = None) -> torch.Tensor:
-    """Counterfactual features under ``do(A = group)`` by abduction, action and prediction.
-
-    1. Abduction: ``U = loan_abduct(features)``. 2. Action: replace ``A`` by ``group``.
-    3. Prediction: recompute ``Edu`` and ``Inc`` from their mechanisms with the same ``U``.
-
-    Args:
-        features: (n, 4) as in :func:`loan_abduct`.
-        group: 0 or 1, or an (n,) tensor of 0/1 (for example ``1 - features[:, 0]`` to flip every group).
-    Returns:
-        (n, 4) float64 counterfactual features (group, age, education, income).
-    Raises:
-        ValueError: bad features or a group value other than 0/1.
-    """
-    p = params or LoanSCMParameters()
-    f = _check_loan_features(features)
-    g = torch.as_tensor(group, dtype=torch.float64)
-    if g.dim() == 0:
-        g = g.expand(len(f))
-    if g.shape != (len(f),) or not bool(((g == 0) | (g == 1)).all()):
-        raise ValueError(f"group must be 0, 1 or an ({len(f)},) tensor of 0/1 values, got {group!r}")
-    u_age, u_edu, u_inc = loan_abduct(f, p).unbind(1)
-    edu = p.edu_from_group * g + u_edu
-    inc = p.inc_from_group * g + p.inc_from_edu * edu + p.inc_from_age * u_age + u_inc
-    return torch.stack([g, u_age, edu, inc], dim=1)
-
-
-def counterfactual_gap(forward_func: Callable[[torch.Tensor], torch.Tensor], features, cf_features) -> torch.Tensor:
-    """Per-applicant change of a predictor between the factual and the counterfactual world: shape (n,).
-
-    Kusner et al.'s criterion asks ``P(Yhat_{A<-a}(U) | X, A) = P(Yhat_{A<-a'}(U) | X, A)``; for a
-    deterministic SCM and predictor this is ``forward_func(features) == forward_func(cf_features)`` for
-    every applicant, so the returned ``|forward_func(features) - forward_func(cf_features)|`` must be 0.
-
-    Raises:
-        ValueError: the two feature matrices differ in shape, or ``forward_func`` returns the wrong shape.
-    """
-    f = _check_loan_features(features)
-    fc = _check_loan_features(cf_features)
-    if f.shape != fc.shape:
-        raise ValueError(f"features and cf_features must have the same shape, got {tuple(f.shape)} and {tuple(fc.shape)}")
-    a = torch.as_tensor(forward_func(f), dtype=torch.float64)
-    b = torch.as_tensor(forward_func(fc), dtype=torch.float64)
-    if a.shape != (len(f),) or b.shape != (len(f),):
-        raise ValueError(f"predict must return one value per applicant, shape ({len(f)},), got {tuple(a.shape)}")
-    return (a - b).abs()
-
-
-# --------------------------------------------------------------------------------------------
-# Adversarial training (appended; see chapter 17, "Adversarial training and a certificate")
-# --------------------------------------------------------------------------------------------
 def adversarial_training(x, y, eps: float, *, hidden: int = 128, epochs: int = 30, batch_size: int = 128,
                          lr: float = 1e-3, weight_decay: float = 1e-4, steps: int = 5, step_size: float | None = None,
                          warmup_epochs: int = 0, generator=None) -> nn.Sequential:
@@ -515,7 +298,7 @@ def adversarial_training(x, y, eps: float, *, hidden: int = 128, epochs: int = 3
     Raises:
         ValueError: bad shapes, images outside [0, 1], a negative budget or bad hyper-parameters.
     """
-    x, y = _check_xy(x, y)
+    x, y = check_features_labels(x, y)
     if float(x.min()) < 0 or float(x.max()) > 1:
         raise ValueError("x must lie in [0, 1] (PGD clips to the image range)")
     if check_number(eps, "eps") < 0:
@@ -546,4 +329,3 @@ def adversarial_training(x, y, eps: float, *, hidden: int = 128, epochs: int = 3
             loss.backward()
             opt.step()
     return model.eval()
-

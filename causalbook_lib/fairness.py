@@ -1,0 +1,97 @@
+"""Counterfactual fairness on the loan SCM (Kusner et al.; Part V, :doc:`chapter 17 </notebooks/17-robustness-fairness>`).
+
+:func:`loan_abduct`, :func:`loan_counterfactual` and :func:`counterfactual_gap` implement the
+counterfactual-fairness test by abduction, action and prediction, on the loan SCM of
+:func:`causalbook_lib.datasets.synthetic.sample_loan_data`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .datasets.synthetic import LoanSCMParameters
+
+__all__ = ["loan_abduct", "loan_counterfactual", "counterfactual_gap"]
+
+
+def _check_loan_features(features) -> torch.Tensor:
+    f = torch.as_tensor(features).to(torch.float64)
+    if f.dim() != 2 or f.shape[1] != 4:
+        raise ValueError(f"features must have shape (n, 4) with columns group, age, education, income; "
+                         f"got {tuple(f.shape)}")
+    if not bool(torch.isfinite(f).all()):
+        raise ValueError("features must be finite")
+    if not bool(((f[:, 0] == 0) | (f[:, 0] == 1)).all()):
+        raise ValueError("the group column of features must hold only 0 and 1")
+    return f
+
+
+def loan_abduct(features, params: LoanSCMParameters | None = None) -> torch.Tensor:
+    """Abduction in the loan SCM: recover the exogenous terms of each applicant exactly.
+
+    With additive noise every noise is the observed value minus its mechanism:
+    ``U_Edu = Edu - b_EA A`` and ``U_Inc = Inc - (b_IA A + b_IE Edu + b_Iage Age)``;
+    ``U_Age = Age`` (see :class:`causalbook_lib.datasets.synthetic.LoanSCMParameters`).
+
+    Args:
+        features: (n, 4) columns group, age, education, income (as ``LoanData.features()``).
+    Returns:
+        An (n, 3) float64 tensor with columns ``U_Age, U_Edu, U_Inc``.
+    Raises:
+        ValueError: wrong shape, non-finite values or a group other than 0/1.
+    """
+    p = params or LoanSCMParameters()
+    f = _check_loan_features(features)
+    a, age, edu, inc = f.unbind(1)
+    u_edu = edu - p.edu_from_group * a
+    u_inc = inc - (p.inc_from_group * a + p.inc_from_edu * edu + p.inc_from_age * age)
+    return torch.stack([age, u_edu, u_inc], dim=1)
+
+
+def loan_counterfactual(features, group, params: LoanSCMParameters | None = None) -> torch.Tensor:
+    """Counterfactual features under ``do(A = group)`` by abduction, action and prediction.
+
+    1. Abduction: ``U = loan_abduct(features)``. 2. Action: replace ``A`` by ``group``.
+    3. Prediction: recompute ``Edu`` and ``Inc`` from their mechanisms with the same ``U``.
+
+    Args:
+        features: (n, 4) as in :func:`loan_abduct`.
+        group: 0 or 1, or an (n,) tensor of 0/1 (for example ``1 - features[:, 0]`` to flip every group).
+    Returns:
+        (n, 4) float64 counterfactual features (group, age, education, income).
+    Raises:
+        ValueError: bad features or a group value other than 0/1.
+    """
+    p = params or LoanSCMParameters()
+    f = _check_loan_features(features)
+    g = torch.as_tensor(group, dtype=torch.float64)
+    if g.dim() == 0:
+        g = g.expand(len(f))
+    if g.shape != (len(f),) or not bool(((g == 0) | (g == 1)).all()):
+        raise ValueError(f"group must be 0, 1 or an ({len(f)},) tensor of 0/1 values, got {group!r}")
+    u_age, u_edu, u_inc = loan_abduct(f, p).unbind(1)
+    edu = p.edu_from_group * g + u_edu
+    inc = p.inc_from_group * g + p.inc_from_edu * edu + p.inc_from_age * u_age + u_inc
+    return torch.stack([g, u_age, edu, inc], dim=1)
+
+
+def counterfactual_gap(forward_func: Callable[[torch.Tensor], torch.Tensor], features, cf_features) -> torch.Tensor:
+    """Per-applicant change of a predictor between the factual and the counterfactual world: shape (n,).
+
+    Kusner et al.'s criterion asks ``P(Yhat_{A<-a}(U) | X, A) = P(Yhat_{A<-a'}(U) | X, A)``; for a
+    deterministic SCM and predictor this is ``forward_func(features) == forward_func(cf_features)`` for
+    every applicant, so the returned ``|forward_func(features) - forward_func(cf_features)|`` must be 0.
+
+    Raises:
+        ValueError: the two feature matrices differ in shape, or ``forward_func`` returns the wrong shape.
+    """
+    f = _check_loan_features(features)
+    fc = _check_loan_features(cf_features)
+    if f.shape != fc.shape:
+        raise ValueError(f"features and cf_features must have the same shape, got {tuple(f.shape)} and {tuple(fc.shape)}")
+    a = torch.as_tensor(forward_func(f), dtype=torch.float64)
+    b = torch.as_tensor(forward_func(fc), dtype=torch.float64)
+    if a.shape != (len(f),) or b.shape != (len(f),):
+        raise ValueError(f"predict must return one value per applicant, shape ({len(f)},), got {tuple(a.shape)}")
+    return (a - b).abs()
