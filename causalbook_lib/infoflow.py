@@ -89,22 +89,25 @@ def _entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * torch.log(p.clamp_min(_TINY))).sum(-1)
 
 
-def binary_entropy(p) -> np.ndarray:
-    """Binary entropy :math:`h_b(p) = -p\\ln p - (1-p)\\ln(1-p)` in nats, elementwise.
+def binary_entropy(p) -> torch.Tensor:
+    """Binary entropy :math:`h_b(p) = -p\\ln p - (1-p)\\ln(1-p)` in nats, elementwise, with :math:`0 \\ln 0 = 0`.
 
     Args:
-        p: array-like of probabilities in [0, 1].
+        p: probabilities in [0, 1]: a tensor (its floating dtype and device are kept), a number or
+            an array-like (float64).
+
+    Returns:
+        A tensor of the shape of ``p``.
 
     Raises:
         ValueError: an entry lies outside [0, 1] or is not finite.
     """
-    p = np.asarray(p, dtype=float)
-    if not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+    p = p if isinstance(p, torch.Tensor) else torch.as_tensor(p, dtype=torch.float64)
+    if not p.is_floating_point():
+        p = p.to(torch.float64)
+    if not bool(torch.isfinite(p).all()) or bool(((p < 0) | (p > 1)).any()):
         raise ValueError("binary_entropy needs probabilities in [0, 1]")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-                + np.where(p < 1, (1 - p) * np.log(np.where(p < 1, 1 - p, 1.0)), 0.0))
-    return out
+    return 0.0 - (torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p))  # 0.0 - (...): no -0.0 at p = 0 or 1
 
 
 def _latent_dtype(decoder) -> torch.dtype:

@@ -216,9 +216,16 @@ def test_four_class_flow_limits():
 
 
 def test_binary_entropy():
-    np.testing.assert_allclose(inf.binary_entropy([0.0, 0.5, 1.0]), [0.0, LN2, 0.0], atol=1e-15)
-    with pytest.raises(ValueError):
-        inf.binary_entropy([1.2])
+    out = inf.binary_entropy([0.0, 0.5, 1.0])
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    np.testing.assert_allclose(out.numpy(), [0.0, LN2, 0.0], atol=1e-15)
+    q = torch.tensor([0.1, 0.3], dtype=torch.float32)        # the dtype of a tensor is kept
+    expected = -(q.double() * q.double().log() + (1 - q.double()) * (1 - q.double()).log())
+    assert inf.binary_entropy(q).dtype == torch.float32
+    np.testing.assert_allclose(inf.binary_entropy(q).double().numpy(), expected.numpy(), rtol=1e-6)
+    for bad in ([1.2], [-0.1], [float("nan")]):
+        with pytest.raises(ValueError):
+            inf.binary_entropy(bad)
 
 
 def test_hyperplane_classifier_and_rule():
