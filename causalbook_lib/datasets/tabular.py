@@ -114,22 +114,26 @@ class BerkeleyAdmissions:
 
     departments: list[str]
     genders: list[str]
-    admitted: np.ndarray
-    applicants: np.ndarray
+    admitted: torch.Tensor     # int64, shape (2, 6)
+    applicants: torch.Tensor   # int64, shape (2, 6)
 
-    def rates(self) -> np.ndarray:
-        """Per-department admission rates :math:`P(A = 1 \\mid G = g, D = d)`, shape (2, 6)."""
-        return self.admitted / self.applicants
+    def rates(self) -> torch.Tensor:
+        """Per-department admission rates :math:`P(A = 1 \\mid G = g, D = d)`: float64, shape (2, 6)."""
+        return self.admitted.double() / self.applicants.double()
 
-    def aggregate_rates(self) -> np.ndarray:
-        """Admission rates pooled over departments, :math:`P(A = 1 \\mid G = g)`, shape (2,)."""
-        return self.admitted.sum(1) / self.applicants.sum(1)
+    def aggregate_rates(self) -> torch.Tensor:
+        """Admission rates pooled over departments, :math:`P(A = 1 \\mid G = g)`: float64, shape (2,)."""
+        return self.admitted.sum(1).double() / self.applicants.sum(1).double()
 
-    def department_shares(self) -> np.ndarray:
-        """Where each gender applied, :math:`P(D = d \\mid G = g)`, shape (2, 6) (rows sum to 1)."""
-        return self.applicants / self.applicants.sum(1, keepdims=True)
+    def department_shares(self) -> torch.Tensor:
+        """Where each gender applied, :math:`P(D = d \\mid G = g)`: float64, shape (2, 6) (rows sum to 1)."""
+        return self.applicants.double() / self.applicants.sum(1, keepdim=True).double()
 
-    def adjusted_rates(self, weights: np.ndarray | None = None) -> np.ndarray:
+    def pooled_department_shares(self) -> torch.Tensor:
+        """Where all applicants applied, :math:`P(D = d)`: float64, shape (6,) (sums to 1)."""
+        return self.applicants.sum(0).double() / self.applicants.sum().double()
+
+    def adjusted_rates(self, weights=None) -> torch.Tensor:
         """Department-standardised rates :math:`\\sum_d P(A = 1 \\mid g, d)\\, w_d`, shape (2,).
 
         With the default weights :math:`w_d = P(D = d)` (all applicants pooled) this is the
@@ -139,10 +143,10 @@ class BerkeleyAdmissions:
         Raises ``ValueError`` unless ``weights`` is a probability vector of length 6.
         """
         if weights is None:
-            weights = self.applicants.sum(0) / self.applicants.sum()
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (len(self.departments),) or not np.all(np.isfinite(w)) or np.any(w < 0) \
-                or not np.isclose(w.sum(), 1.0):
+            weights = self.pooled_department_shares()
+        w = torch.as_tensor(weights, dtype=torch.float64)
+        if w.shape != (len(self.departments),) or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) \
+                or abs(float(w.sum()) - 1.0) > 1e-8:
             raise ValueError(f"weights must be a probability vector of length {len(self.departments)}, got {weights!r}")
         return self.rates() @ w
 
@@ -163,12 +167,9 @@ class BerkeleyAdmissions:
         (gender, department) cell. Sampling it reproduces the table's frequencies; intervening on
         ``gender`` or ``department`` answers the questions of :doc:`chapter 01 </notebooks/01-structural-causal-models>`.
         """
-        import torch as _torch
-
         from ..scm import SCM, bernoulli, categorical
 
-        shares = _torch.as_tensor(self.department_shares(), dtype=_torch.float64)
-        rates = _torch.as_tensor(self.rates(), dtype=_torch.float64)
+        shares, rates = self.department_shares(), self.rates()
         p_woman = float(self.applicants[1].sum() / self.applicants.sum())
         return SCM({
             "gender": bernoulli([], p_woman, description=f"1[u < {p_woman:.4f}]  (1 = woman)"),
@@ -184,8 +185,8 @@ def load_berkeley_admissions() -> BerkeleyAdmissions:
     """The 1973 Berkeley admissions counts for the six largest departments (Bickel et al. 1975).
 
     Men: 1198 of 2691 admitted (44.5%); women: 557 of 1835 (30.4%). Per department the women's
-    rate is higher in four of the six. Returns a fresh :class:`BerkeleyAdmissions` (int64 arrays).
+    rate is higher in four of the six. Returns a fresh :class:`BerkeleyAdmissions` (int64 tensors).
     """
     return BerkeleyAdmissions(list(_BERKELEY_DEPARTMENTS), ["men", "women"],
-                              np.array(_BERKELEY_ADMITTED, dtype=np.int64),
-                              np.array(_BERKELEY_APPLICANTS, dtype=np.int64))
+                              torch.tensor(_BERKELEY_ADMITTED, dtype=torch.int64),
+                              torch.tensor(_BERKELEY_APPLICANTS, dtype=torch.int64))

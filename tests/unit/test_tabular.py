@@ -30,7 +30,9 @@ def test_berkeley_counts_and_published_rates():
     assert d.admitted.sum(1).tolist() == [1198, 557]
     assert d.applicants.sum(1).tolist() == [2691, 1835]
     np.testing.assert_allclose(d.aggregate_rates(), [1198 / 2691, 557 / 1835])
-    assert round(100 * d.aggregate_rates()[0], 1) == 44.5 and round(100 * d.aggregate_rates()[1], 1) == 30.4
+    assert round(100 * float(d.aggregate_rates()[0]), 1) == 44.5 and round(100 * float(d.aggregate_rates()[1]), 1) == 30.4
+    assert d.rates().dtype == torch.float64 and d.admitted.dtype == torch.int64
+    assert torch.allclose(d.pooled_department_shares(), d.applicants.sum(0) / torch.tensor(4526.0, dtype=torch.float64))
     assert d.rates()[0, 0] == 512 / 825 and d.rates()[1, 5] == 24 / 341
     assert int((d.rates()[1] > d.rates()[0]).sum()) == 4  # women higher in A, B, D, F
     np.testing.assert_allclose(d.department_shares().sum(1), 1.0)
