@@ -989,13 +989,16 @@ class LinearGaussianDecoder(nn.Module):
     Args:
         W: matrix of shape ``(N, K + L)``.
         gamma: noise variance (>= 0; 0 gives a deterministic decoder).
-        generator: optional ``torch.Generator`` for the noise (default: the global RNG).
+        generator: the noise's random stream, with the library's one meaning
+            (:func:`causalbook_lib.utils.as_generator`): ``None`` (a stream seeded from torch's global
+            state when the decoder is made), an int seed, or a ``torch.Generator`` on the device of ``W``.
+            Each forward pass draws fresh noise from it.
 
     Raises:
-        ValueError: ``W`` not a finite matrix, or ``gamma`` negative.
+        ValueError: ``W`` not a finite matrix, ``gamma`` negative, or a bad ``generator``.
     """
 
-    def __init__(self, W, gamma: float = 0.0, generator: torch.Generator | None = None):
+    def __init__(self, W, gamma: float = 0.0, generator=None):
         super().__init__()
         W = as_float_tensor(W, "W")
         if W.dim() != 2:
@@ -1004,13 +1007,14 @@ class LinearGaussianDecoder(nn.Module):
             raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
         self.W = nn.Parameter(W)
         self.gamma = float(gamma)
-        self.generator = generator
+        self.generator = as_generator(generator, device=W.device)
         self.latent_dim = int(W.shape[1])
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = z.to(self.W.dtype) @ self.W.T
         if self.gamma > 0:
-            x = x + math.sqrt(self.gamma) * torch.randn(x.shape, generator=self.generator, dtype=x.dtype)
+            x = x + math.sqrt(self.gamma) * torch.randn(x.shape, generator=self.generator, dtype=x.dtype,
+                                                        device=x.device)
         return x
 
 

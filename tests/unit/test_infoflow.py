@@ -266,6 +266,23 @@ def test_bad_input_raises_value_error():
         inf.HyperplaneClassifier([1.0, 0.0], steepness=0.0)
     with pytest.raises(ValueError):
         inf.LinearGaussianDecoder([[1.0, 0.0]], gamma=-1.0)
+    with pytest.raises(ValueError, match="generator"):
+        inf.LinearGaussianDecoder([[1.0, 0.0]], gamma=1.0, generator=1.5)
+
+
+def test_linear_gaussian_decoder_generator_has_the_library_meaning():
+    """generator= as in cb.utils.as_generator: an int seeds the noise stream (the same int, the same
+    noise), a torch.Generator is used as it is, None follows torch.manual_seed at construction."""
+    W, z = [[1.0, 0.5], [0.0, 2.0]], torch.zeros(4, 2, dtype=torch.float64)
+    noise = lambda dec: dec(z)  # noqa: E731  (z = 0: the output is the noise alone)
+    assert torch.equal(noise(inf.LinearGaussianDecoder(W, 0.3, generator=7)),
+                       noise(inf.LinearGaussianDecoder(W, 0.3, generator=torch.Generator().manual_seed(7))))
+    a = inf.LinearGaussianDecoder(W, 0.3, generator=7)
+    assert not torch.equal(noise(a), noise(a))           # each pass draws fresh noise
+    torch.manual_seed(3)
+    b = noise(inf.LinearGaussianDecoder(W, 0.3))
+    torch.manual_seed(3)
+    assert torch.equal(b, noise(inf.LinearGaussianDecoder(W, 0.3)))
 
 
 # ---------------------------------------------------------------- later additions
