@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -258,12 +257,12 @@ class FactorRemoval:
         original: accuracy on the data as given.
         reencoded: accuracy on ``g(mu(x))`` (encoded and decoded, nothing changed).
         per_factor: accuracy after replacing factor ``i`` of ``mu(x)`` by a fresh ``N(0, 1)`` draw,
-            shape ``(K + L,)``.
+            a float64 tensor of shape ``(K + L,)`` on the device of the inputs.
     """
 
     original: float
     reencoded: float
-    per_factor: np.ndarray
+    per_factor: torch.Tensor
 
 
 def resampled_factor_accuracy(vae: ExplanationVAE, classifier: Callable, x, y, *,
@@ -281,7 +280,7 @@ def resampled_factor_accuracy(vae: ExplanationVAE, classifier: Callable, x, y, *
         y: labels ``(n,)``.
 
     Returns:
-        A :class:`FactorRemoval`.
+        A :class:`FactorRemoval`; its ``per_factor`` is a float64 tensor on the device of ``x``.
 
     Raises:
         ValueError: on bad shapes or labels.
@@ -295,9 +294,9 @@ def resampled_factor_accuracy(vae: ExplanationVAE, classifier: Callable, x, y, *
         mu, _ = vae.encode(x)
         z = mu.expand(d, n, d).clone()
         ks = torch.arange(d)
-        z[ks, :, ks] = torch.randn(d, n, generator=gen)
+        z[ks, :, ks] = torch.randn(d, n, generator=gen).to(z)
         pred = classifier(vae.decode(z.reshape(-1, d))).argmax(-1).reshape(d, n)
-        per = (pred == y[None, :]).double().mean(1).numpy()
+        per = (pred == y[None, :].to(pred.device)).double().mean(1)
         re = float((classifier(vae.decode(mu)).argmax(-1) == y).double().mean())
         orig = float((classifier(x).argmax(-1) == y).double().mean())
     return FactorRemoval(orig, re, per)

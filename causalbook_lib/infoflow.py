@@ -385,7 +385,7 @@ def information_flow_objective(decoder: Callable, classifier: Callable, n_causal
 
 
 def per_factor_information_flow(decoder: Callable, classifier: Callable, n_latents: int, n_alpha: int,
-                                n_beta: int, *, generator: torch.Generator | None = None) -> np.ndarray:
+                                n_beta: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """:math:`I(z_i; Y)` for every latent factor ``i``, all other factors averaged as noise (Fig. 5a).
 
     Builds one batch of ``n_latents * n_alpha * n_beta`` latents (for block ``i``, factor ``i`` is
@@ -399,7 +399,7 @@ def per_factor_information_flow(decoder: Callable, classifier: Callable, n_laten
         generator: ``torch.Generator`` (default: the global RNG).
 
     Returns:
-        A float64 NumPy array of shape ``(n_latents,)``, in nats.
+        A float64 tensor of shape ``(n_latents,)``, in nats.
 
     Raises:
         ValueError: as :func:`information_flow`.
@@ -414,8 +414,7 @@ def per_factor_information_flow(decoder: Callable, classifier: Callable, n_laten
     z = torch.where(eye, shared[..., None], z)
     with torch.no_grad():
         p = _forward(decoder, classifier, z.reshape(-1, d), d).reshape(d, n_alpha, n_beta, -1)
-        out = [float(plugin_information_flow(p[i])) for i in range(d)]
-    return np.asarray(out, dtype=np.float64)
+        return torch.stack([plugin_information_flow(p[i]) for i in range(d)]).to(torch.float64)
 
 
 # ----------------------------------------------------------------------------------------------

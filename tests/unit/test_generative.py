@@ -210,7 +210,9 @@ def test_resampled_factor_accuracy_brute_force():
             z = mu.clone()
             z[:, i] = draws[i]
             acc = float((clf(vae.decode(z)).argmax(-1) == y).double().mean())
-            assert math.isclose(acc, res.per_factor[i])
+            assert math.isclose(acc, float(res.per_factor[i]))
+        assert torch.is_tensor(res.per_factor) and res.per_factor.dtype == torch.float64
+        assert res.per_factor.shape == (3,) and res.per_factor.device == x.device
         assert math.isclose(res.reencoded, float((clf(vae.decode(mu)).argmax(-1) == y).double().mean()))
     assert math.isclose(res.original, cb.models.accuracy(clf, x, y))
     with pytest.raises(ValueError):

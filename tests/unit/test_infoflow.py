@@ -109,6 +109,7 @@ def test_latent_subsets_and_per_factor_match_closed_form():
     flows = inf.per_factor_information_flow(dec, clf, 2, 3000, 300, generator=_gen(2))
     exact = [inf.linear_gaussian_information_flow(a, wa, wb, gamma),
              inf.linear_gaussian_information_flow(a, wb, wa, gamma)]
+    assert isinstance(flows, torch.Tensor) and flows.dtype == torch.float64 and flows.shape == (2,)
     np.testing.assert_allclose(flows, exact, atol=0.01)
     one = inf.latent_information_flow(dec, clf, 2, [1], 3000, 300, generator=_gen(3))
     assert one == pytest.approx(exact[1], abs=0.01)
