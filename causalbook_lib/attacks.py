@@ -275,8 +275,8 @@ def adversarial_training(x, y, eps: float, *, hidden: int = 128, epochs: int = 3
                          warmup_epochs: int = 0, generator=None) -> nn.Sequential:
     """PGD adversarial training (Madry et al.): fit ``min_theta E max_{|delta|_inf <= eps} CE(f(x + delta), y)``.
 
-    The network is the one of :func:`train_mlp_classifier` (``d -> hidden -> classes``, ReLU,
-    float64), initialised with :func:`causalbook_lib.utils.seeded_init` from ``generator``. Each
+    The network is the one of :func:`causalbook_lib.models.train_mlp_classifier`
+    (``d -> hidden -> classes``, ReLU, float64), initialised with :func:`causalbook_lib.utils.seeded_init` from ``generator``. Each
     mini-batch is replaced by its :func:`pgd` adversarial examples (L-infinity, ``steps`` steps of
     the cross-entropy, the inner maximisation, computed with the current weights), and Adam takes one
     step on their cross-entropy, the outer minimisation. During the first ``warmup_epochs`` epochs the
@@ -287,7 +287,7 @@ def adversarial_training(x, y, eps: float, *, hidden: int = 128, epochs: int = 3
     Args:
         x: (n, d) training images in [0, 1]; y: (n,) integer labels.
         eps: the L-infinity training budget, a number >= 0 (0 gives plain training).
-        hidden, epochs, batch_size, lr, weight_decay: as in :func:`train_mlp_classifier`.
+        hidden, epochs, batch_size, lr, weight_decay: as in :func:`causalbook_lib.models.train_mlp_classifier`.
         steps: PGD steps per mini-batch; step_size: as in :func:`pgd` (default ``2.5 / steps``).
         warmup_epochs: epochs over which the budget ramps up (0: the full budget from the start).
         generator: seeds the initialisation and the mini-batch order.
