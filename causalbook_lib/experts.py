@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .models import StackedMLP
-from .utils import check_number, check_positive_int
+from .utils import check_finite, check_number, check_positive_int
 
 __all__ = [
     "ExpertsFit",
@@ -61,8 +61,7 @@ def _check_images(x, name: str) -> torch.Tensor:
     x = torch.as_tensor(x)
     if x.dim() != 2 or x.shape[1] != 64 or not x.is_floating_point() or len(x) == 0:
         raise ValueError(f"{name} must be a non-empty floating tensor of 8x8 images, shape (n, 64), got {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} must be finite")
+    check_finite(x, name)
     return x
 
 

@@ -84,10 +84,11 @@ class RIMCell(nn.Module):
             self.weight_hh = _uniform((K, 3 * H, H), b)
             self.bias_ih = _uniform((K, 3 * H), b)
             self.bias_hh = _uniform((K, 3 * H), b)
-            # communication: per-mechanism query, key and value
-            self.comm_query = _uniform((K, H, dk), b)
-            self.comm_key = _uniform((K, H, dk), b)
-            self.comm_value = _uniform((K, H, H), b)
+            # communication: per-mechanism query, key and value. Drawn either way, so that a RIM
+            # without communication starts from the same weights as one with it; kept only when used.
+            comm = (_uniform((K, H, dk), b), _uniform((K, H, dk), b), _uniform((K, H, H), b))
+        if communication:
+            self.comm_query, self.comm_key, self.comm_value = comm
 
     def input_attention(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """Each mechanism's attention weight on the input (against the null input), shape ``(batch, K)``."""
@@ -106,10 +107,11 @@ class RIMCell(nn.Module):
         gi = torch.einsum("...v,kgv->k...g", value, self.weight_ih)
         return x @ self.input_key, gi
 
-    def stacked_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The state-side weights stacked for :meth:`step`: ``(K, H, 3H + key_size)`` and ``(K, H, 2 key_size + H)``."""
+    def stacked_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The state-side weights stacked for :meth:`step`: ``(K, H, 3H + key_size)`` and ``(K, H, 2 key_size + H)``
+        (None without communication)."""
         return (torch.cat([self.weight_hh.transpose(1, 2), self.query], dim=2),
-                torch.cat([self.comm_query, self.comm_key, self.comm_value], dim=2))
+                torch.cat([self.comm_query, self.comm_key, self.comm_value], dim=2) if self.communication else None)
 
     def step(self, key: torch.Tensor, gi: torch.Tensor, h: torch.Tensor, weights=None) -> tuple[torch.Tensor, torch.Tensor]:
         """One step from projected inputs (see :meth:`project_inputs`), with ``h`` laid out ``(K, batch, H)``.

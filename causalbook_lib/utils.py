@@ -269,8 +269,7 @@ def check_features_labels(x, y, d: int | None = None) -> tuple[torch.Tensor, tor
     y = torch.as_tensor(y)
     if x.dim() != 2 or (d is not None and x.shape[1] != d):
         raise ValueError(f"x must have shape (n, {d if d is not None else 'd'}), got {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x must be finite")
+    check_finite(x, "x")
     if y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
         raise ValueError(f"y must be a 1-D integer tensor with {len(x)} labels, got shape {tuple(y.shape)} "
                          f"and dtype {y.dtype}")

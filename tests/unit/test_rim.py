@@ -133,3 +133,16 @@ def test_two_oscillators():
         cb.datasets.make_two_oscillators(3, damping=1.0)
     with pytest.raises(ValueError, match="shift"):
         cb.datasets.make_two_oscillators(3, shift=-2.0)
+
+
+def test_rim_without_communication_has_no_communication_weights_and_the_same_others():
+    """communication=False keeps no unused weights, and every weight it keeps equals the RIM's with
+    communication made from the same seed (so the two variants can be compared from one start)."""
+    with_c = R.RIM(4, 10, 4, n_mechanisms=4, k_active=2, generator=3)
+    without = R.RIM(4, 10, 4, n_mechanisms=4, k_active=2, communication=False, generator=3)
+    kept = dict(without.named_parameters())
+    assert not [n for n in kept if "comm_" in n]
+    assert set(kept) == {n for n, _ in with_c.named_parameters() if "comm_" not in n}
+    for name, p in with_c.named_parameters():
+        if name in kept:
+            assert torch.equal(p, kept[name]), name
