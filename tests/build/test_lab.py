@@ -56,9 +56,13 @@ def _skip_reason() -> str | None:
     return None
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _needs_a_browser_and_jupyterlab():
-    """Skip where Chromium or the Binder packages are missing, except on CI (CI=true): there it fails."""
+    """Skip where Chromium or the Binder packages are missing, except on CI (CI=true): there it fails.
+
+    Module-scoped, so that it runs before the module-scoped ``browser`` fixture (pytest sets up
+    fixtures of a wider scope first): a function-scoped check came too late, and a machine without
+    Chromium got a playwright launch error instead of the skip."""
     import os
 
     reason = _skip_reason()
