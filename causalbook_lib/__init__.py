@@ -30,11 +30,12 @@ from . import (  # noqa: E402
     scm,
     shapley,
     utils,
+    vae,
     verification,
 )
 
 __all__ = [
     "__version__", "attacks", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "experts", "explanations", "fairness", "feature_effects",
     "gan", "generative", "graphs", "infoflow", "interventions", "irm", "models", "plotting", "recurrent",
-    "regressors", "rim", "scm", "shapley", "utils", "verification",
+    "regressors", "rim", "scm", "shapley", "utils", "vae", "verification",
 ]

@@ -9,7 +9,8 @@ and a mixture of competing generators (Part V, :doc:`chapter 16 </notebooks/16-c
   there the controller is a neural network trained adversarially; for binary attributes with a
   known graph the table of :meth:`CausalController.fit` (conditional frequencies, add-one smoothed by
   default) is the same model class.
-* :class:`ConditionalVAE` maps (noise, attributes) to images; :func:`train_vae` fits it.
+* :class:`causalbook_lib.vae.ConditionalVAE` maps (noise, attributes) to images;
+  :func:`causalbook_lib.vae.train_vae` fits it.
 * :class:`CompetitiveMixture` and :func:`train_competitive_mixture` implement the competitive
   training of K independent VAEs in the spirit of Locatello et al.: every training point is given
   to the generator that explains it best, so the generators split the data into modes.
@@ -17,7 +18,6 @@ and a mixture of competing generators (Part V, :doc:`chapter 16 </notebooks/16-c
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Mapping, Sequence
 
 import networkx as nx
@@ -25,13 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .scm import SCM, bernoulli
-from .utils import check_positive_int
+from .scm import SCM, binary_scm, parent_configuration_index, probability_table
+from .utils import check_binary, check_positive_int
+from .vae import ConditionalVAE
 
 __all__ = [
     "CausalController",
-    "ConditionalVAE",
-    "train_vae",
     "CompetitiveMixture",
     "train_competitive_mixture",
     "cluster_purity",
@@ -77,15 +76,7 @@ class CausalController:
         self.parents = parents
         self.names = tuple(parents)  # column order = the order given
         self.order = tuple(nx.lexicographical_topological_sort(graph, key=self.names.index))
-        self.probs = {}
-        for name, table in probs.items():
-            t = torch.as_tensor(table, dtype=torch.float64).reshape(-1)
-            want = 2 ** len(parents[name])
-            if t.numel() != want:
-                raise ValueError(f"the table of {name!r} must have {want} entries (2 ** number of parents), got {t.numel()}")
-            if not bool(torch.isfinite(t).all()) or bool((t < 0).any()) or bool((t > 1).any()):
-                raise ValueError(f"the table of {name!r} must hold probabilities in [0, 1], got {t.tolist()}")
-            self.probs[name] = t
+        self.probs = {name: probability_table(parents[name], table, name) for name, table in probs.items()}
         self.scm = self.to_scm()
 
     # -- construction ------------------------------------------------------------------------
@@ -99,15 +90,9 @@ class CausalController:
         """
         probs = {}
         for name, pa in parents.items():
-            table = cpts.get(name)
-            if table is None:
+            if name not in cpts:
                 raise ValueError(f"cpts lacks a table for {name!r}")
-            vals = []
-            for config in itertools.product((0, 1), repeat=len(pa)):
-                if config not in table:
-                    raise ValueError(f"the table of {name!r} lacks the parent configuration {config}")
-                vals.append(float(table[config]))
-            probs[name] = torch.tensor(vals, dtype=torch.float64)
+            probs[name] = probability_table(pa, cpts[name], name)
         return cls(parents, probs)
 
     @classmethod
@@ -134,7 +119,7 @@ class CausalController:
         probs = {}
         for i, name in enumerate(names):
             pa_idx = [names.index(p) for p in parents[name]]
-            k = _config_index(x[:, pa_idx]) if pa_idx else torch.zeros(len(x), dtype=torch.long)
+            k = parent_configuration_index(x[:, pa_idx]) if pa_idx else torch.zeros(len(x), dtype=torch.long)
             size = 2 ** len(pa_idx)
             ones = torch.zeros(size, dtype=torch.float64).index_add_(0, k, x[:, i])
             total = torch.zeros(size, dtype=torch.float64).index_add_(0, k, torch.ones_like(x[:, i]))
@@ -161,17 +146,7 @@ class CausalController:
         Each variable is ``1[U < p(pa)]`` with ``U ~ Uniform(0, 1)``, the table lookup done on
         whole batches. :meth:`sample` draws from this SCM (and from its ``do()``).
         """
-        variables = {}
-        for name in self.names:
-            pa = self.parents[name]
-            table = self.probs[name]
-            if not pa:
-                variables[name] = bernoulli((), float(table[0]), description=f"1[U < {float(table[0]):.3g}]")
-            else:
-                def prob(values, pa=pa, table=table):
-                    return table[_config_index(torch.stack([values[p] for p in pa], dim=1))]
-                variables[name] = bernoulli(pa, prob, description=f"1[U < p({', '.join(pa)})]")
-        return SCM(variables)
+        return binary_scm(self.parents, self.probs)
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                do: Mapping[str, int] | None = None) -> torch.Tensor:
@@ -193,7 +168,7 @@ class CausalController:
         pa = [self.names.index(p) for p in self.parents[name]]
         if not pa:
             return torch.zeros(x.shape[0], dtype=torch.long)
-        return _config_index(x[:, pa])
+        return parent_configuration_index(x[:, pa])
 
     def joint(self, do: Mapping[str, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact joint distribution by enumerating all ``2 ** d`` attribute vectors.
@@ -256,122 +231,7 @@ def _check_binary(data, d: int, name: str) -> torch.Tensor:
     x = torch.as_tensor(data).to(torch.float64)
     if x.dim() != 2 or x.shape[1] != d:
         raise ValueError(f"{name} must have shape (n, {d}), got {tuple(x.shape)}")
-    if not bool(((x == 0) | (x == 1)).all()):
-        raise ValueError(f"{name} must hold only 0 and 1")
-    return x
-
-
-def _config_index(bits: torch.Tensor) -> torch.Tensor:
-    """Integer code of rows of bits, the first column being the most significant bit."""
-    k = bits.shape[1]
-    weights = 2 ** torch.arange(k - 1, -1, -1, dtype=torch.long)
-    return (bits.to(torch.long) * weights).sum(1)
-
-
-# --------------------------------------------------------------------------------------------
-# Conditional VAE
-# --------------------------------------------------------------------------------------------
-class ConditionalVAE(nn.Module):
-    """A small (conditional) variational autoencoder with one hidden layer (:doc:`chapter 16 </notebooks/16-causal-generation>`).
-
-    Encoder ``q(z | x, c) = N(mu(x, c), diag sigma^2(x, c))``, prior ``p(z) = N(0, I)``, decoder
-    mean ``g(z, c)``. With ``likelihood="gaussian"`` the decoder is ``N(g(z, c), noise_std^2 I)``;
-    with ``"bernoulli"``, ``g`` are pixel probabilities. ``cond_dim=0`` gives a plain VAE.
-
-    Args:
-        x_dim: number of pixels; cond_dim: number of attributes (>= 0); latent_dim, hidden: sizes.
-    Raises:
-        ValueError: non-positive sizes or an unknown likelihood.
-    """
-
-    def __init__(self, x_dim: int, cond_dim: int = 0, latent_dim: int = 4, hidden: int = 64,
-                 likelihood: str = "gaussian", noise_std: float = 0.1):
-        super().__init__()
-        self.x_dim = check_positive_int(x_dim, "x_dim")
-        self.cond_dim = check_positive_int(cond_dim, "cond_dim", minimum=0)
-        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        hidden = check_positive_int(hidden, "hidden")
-        if likelihood not in ("gaussian", "bernoulli"):
-            raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli', got {likelihood!r}")
-        if not noise_std > 0:
-            raise ValueError(f"noise_std must be positive, got {noise_std!r}")
-        self.likelihood = likelihood
-        self.noise_std = float(noise_std)
-        self.encoder = nn.Sequential(nn.Linear(x_dim + cond_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
-        self.decoder = nn.Sequential(nn.Linear(latent_dim + cond_dim, hidden), nn.ReLU(), nn.Linear(hidden, x_dim))
-
-    def _cond(self, c, n: int, like: torch.Tensor) -> torch.Tensor:
-        if self.cond_dim == 0:
-            return like.new_zeros(n, 0)
-        if c is None:
-            raise ValueError(f"this VAE is conditional: pass c with shape (n, {self.cond_dim})")
-        c = torch.as_tensor(c, dtype=like.dtype)
-        if c.shape != (n, self.cond_dim):
-            raise ValueError(f"c must have shape ({n}, {self.cond_dim}), got {tuple(c.shape)}")
-        return c
-
-    def decode(self, z: torch.Tensor, c=None) -> torch.Tensor:
-        """Decoder mean (pixel values, or probabilities for the Bernoulli likelihood): (n, x_dim)."""
-        out = self.decoder(torch.cat([z, self._cond(c, z.shape[0], z)], dim=1))
-        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
-
-    def elbo(self, x: torch.Tensor, c=None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Per-sample evidence lower bound (nats) with one reparameterised sample: shape (n,).
-
-        ``ELBO(x) = E_q[log p(x | z, c)] - KL(q(z | x, c) || N(0, I))``.
-        """
-        if x.dim() != 2 or x.shape[1] != self.x_dim:
-            raise ValueError(f"x must have shape (n, {self.x_dim}), got {tuple(x.shape)}")
-        c = self._cond(c, x.shape[0], x)
-        mu, logvar = self.encoder(torch.cat([x, c], dim=1)).chunk(2, dim=1)
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * logvar) * eps
-        out = self.decoder(torch.cat([z, c], dim=1))
-        if self.likelihood == "bernoulli":
-            rec = -nn.functional.binary_cross_entropy_with_logits(out, x, reduction="none").sum(1)
-        else:
-            s2 = self.noise_std ** 2
-            rec = -0.5 * (((x - out) ** 2) / s2 + math.log(2 * math.pi * s2)).sum(1)
-        kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)
-        return rec - kl
-
-    @torch.no_grad()
-    def generate(self, n: int, c=None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decoder means for ``n`` prior draws ``z ~ N(0, I)`` (and attributes ``c`` of shape (n, cond_dim))."""
-        n = check_positive_int(n, "n")
-        z = torch.randn(n, self.latent_dim, generator=generator)
-        return self.decode(z, c)
-
-
-def train_vae(model: ConditionalVAE, x: torch.Tensor, c=None, *, epochs: int = 200, batch_size: int = 128,
-              lr: float = 3e-3, generator: torch.Generator | None = None) -> list[float]:
-    """Fit a :class:`ConditionalVAE` by maximising the mean ELBO with Adam; return per-epoch mean -ELBO.
-
-    Raises:
-        ValueError: shapes that do not match the model, or non-positive epochs / batch size / lr.
-    """
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    x = torch.as_tensor(x, dtype=torch.float32)
-    if x.dim() != 2 or x.shape[1] != model.x_dim:
-        raise ValueError(f"x must have shape (n, {model.x_dim}), got {tuple(x.shape)}")
-    c = model._cond(c, x.shape[0], x)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history = []
-    for _ in range(epochs):
-        perm = torch.randperm(x.shape[0], generator=generator)
-        total = 0.0
-        for start in range(0, x.shape[0], batch_size):
-            idx = perm[start:start + batch_size]
-            loss = -model.elbo(x[idx], c[idx] if model.cond_dim else None, generator=generator).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        history.append(total / x.shape[0])
-    return history
+    return check_binary(x, name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,7 +252,7 @@ class CompetitiveMixture(nn.Module):
     def __init__(self, k: int, x_dim: int, latent_dim: int = 2, hidden: int = 32, likelihood: str = "bernoulli"):
         super().__init__()
         self.k = check_positive_int(k, "k", minimum=2)
-        self.experts = nn.ModuleList(ConditionalVAE(x_dim, 0, latent_dim, hidden, likelihood) for _ in range(self.k))
+        self.experts = nn.ModuleList(ConditionalVAE(x_dim, 0, latent_dim, hidden, likelihood=likelihood) for _ in range(self.k))
 
     def elbos(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """ELBO of every expert on every point: shape (n, k)."""

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .generative import _check_xy, _gaussian_kl  # the VAE pieces Part IV shares with Part III
 from .models import eval_mode
-from .utils import as_generator, check_finite, check_positive_int, check_shape
+from .utils import as_generator, check_features_labels, check_finite, check_positive_int, check_shape
+from .vae import gaussian_kl
 
 __all__ = [
     "DigitCNN",
@@ -81,7 +81,8 @@ def train_digit_classifier(x, y, n_classes: int, *, steps: int = 1500, batch_siz
     Raises:
         ValueError: on bad shapes or labels.
     """
-    x, y = _check_xy(x, y, n_classes)
+    x, y = check_features_labels(x, y, n_classes=n_classes)
+    x = x.float()
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     gen = as_generator(generator)
@@ -162,7 +163,7 @@ def negative_elbo(vae: ExplanationVAE, x: torch.Tensor, noise: torch.Tensor,
     mu, logvar = vae.encode(x)
     z = mu + torch.exp(0.5 * logvar) * noise
     sse = pixel_weight * (vae.decode(z) - x).pow(2).sum(-1)
-    kl = _gaussian_kl(mu, logvar).sum(-1)
+    kl = gaussian_kl(mu, logvar).sum(-1)
     return (sse + kl).mean(), kl.mean()
 
 
@@ -285,7 +286,8 @@ def resampled_factor_accuracy(vae: ExplanationVAE, classifier: Callable, x, y, *
     Raises:
         ValueError: on bad shapes or labels.
     """
-    x, y = _check_xy(x, y)
+    x, y = check_features_labels(x, y)
+    x = x.float()
     if x.shape[1] != vae.n_pixels:
         raise ValueError(f"x must have {vae.n_pixels} columns, got {x.shape[1]}")
     gen = as_generator(generator)

@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 
 from .datasets.synthetic import LoanSCMParameters
+from .utils import check_binary, check_finite
 
 __all__ = ["loan_abduct", "loan_counterfactual", "counterfactual_gap"]
 
@@ -20,10 +21,8 @@ def _check_loan_features(features) -> torch.Tensor:
     if f.dim() != 2 or f.shape[1] != 4:
         raise ValueError(f"features must have shape (n, 4) with columns group, age, education, income; "
                          f"got {tuple(f.shape)}")
-    if not bool(torch.isfinite(f).all()):
-        raise ValueError("features must be finite")
-    if not bool(((f[:, 0] == 0) | (f[:, 0] == 1)).all()):
-        raise ValueError("the group column of features must hold only 0 and 1")
+    check_finite(f, "features")
+    check_binary(f[:, 0], "the group column of features")
     return f
 
 
@@ -68,8 +67,9 @@ def loan_counterfactual(features, group, params: LoanSCMParameters | None = None
     g = torch.as_tensor(group, dtype=torch.float64)
     if g.dim() == 0:
         g = g.expand(len(f))
-    if g.shape != (len(f),) or not bool(((g == 0) | (g == 1)).all()):
-        raise ValueError(f"group must be 0, 1 or an ({len(f)},) tensor of 0/1 values, got {group!r}")
+    if g.shape != (len(f),):
+        raise ValueError(f"group must be 0, 1 or an ({len(f)},) tensor of 0/1 values, got shape {tuple(g.shape)}")
+    check_binary(g, "group")
     u_age, u_edu, u_inc = loan_abduct(f, p).unbind(1)
     edu = p.edu_from_group * g + u_edu
     inc = p.inc_from_group * g + p.inc_from_edu * edu + p.inc_from_age * u_age + u_inc

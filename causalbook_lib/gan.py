@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .utils import as_generator, check_finite, check_number, check_positive_int, seeded_init
+from .utils import as_generator, check_binary, check_finite, check_number, check_positive_int, seeded_init
 
 __all__ = [
     "ConditionalGenerator",
@@ -60,8 +60,7 @@ def _check_images_and_labels(x, c, x_dim: int | None = None, cond_dim: int | Non
     if cond_dim is not None and c.shape[1] != cond_dim:
         raise ValueError(f"c must have {cond_dim} columns, got {c.shape[1]}")
     check_finite(x, "x")
-    if not bool(((c == 0) | (c == 1)).all()):
-        raise ValueError("c must hold binary attributes (only 0 and 1)")
+    check_binary(c, "c (binary attributes)")
     return x, c.to(dtype=x.dtype, device=x.device)
 
 
@@ -111,8 +110,7 @@ class ConditionalGenerator(nn.Module):
         c = torch.as_tensor(c)
         if c.dim() != 2 or c.shape[1] != self.cond_dim or c.shape[0] == 0:
             raise ValueError(f"c must have shape (n, {self.cond_dim}) with n >= 1, got {tuple(c.shape)}")
-        if not bool(((c == 0) | (c == 1)).all()):
-            raise ValueError("c must hold binary attributes (only 0 and 1)")
+        check_binary(c, "c (binary attributes)")
         g = as_generator(generator, device=p.device)
         z = torch.randn(c.shape[0], self.noise_dim, generator=g, dtype=p.dtype, device=p.device)
         return self(z, c.to(dtype=p.dtype, device=p.device))

@@ -4,7 +4,8 @@
 one-hot class latents ``c`` and ten continuous latents ``z``, and the average causal effect (ACE) of
 each latent on every decoded pixel, computed by Monte Carlo from the interventional expectation
 (Chattopadhyay et al. 2019, Sec. 5.4 and App. A.6.2). Part IV's explanation VAE of O'Shaughnessy et
-al. (2020) lives in :mod:`causalbook_lib.explanations`.
+al. (2020) lives in :mod:`causalbook_lib.explanations`; the VAE itself and its training, in
+:mod:`causalbook_lib.vae`.
 
 A *decoder* here is any callable ``decoder(z, c)`` mapping ``z`` of shape ``(batch, n_latent)`` and
 one-hot ``c`` of shape ``(batch, n_classes)`` to Bernoulli pixel means of shape ``(batch, n_pixels)``.
@@ -14,22 +15,17 @@ and accumulated in float64.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .models import eval_mode
-from .utils import as_generator, check_finite, check_positive_int, check_shape
+from .utils import as_generator, check_finite, check_positive_int
 
 __all__ = [
-    # Part III: conditional beta-VAE and ACE of its latents
-    "ConditionalVAE",
-    "VAETrainingResult",
-    "train_conditional_vae",
+    # Part III: the ACE of a conditional VAE's latents
     "class_interventional_means",
     "class_ace",
     "LatentACE",
@@ -39,139 +35,6 @@ __all__ = [
 ]
 
 Decoder = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-# --------------------------------------------------------------------------------------------
-# Part III: a conditional beta-VAE with class latents c and continuous latents z
-# --------------------------------------------------------------------------------------------
-class ConditionalVAE(nn.Module):
-    """A conditional VAE: ``q(z | x, c)`` and ``p(x | z, c) = prod_ij Bernoulli(theta_ij(z, c))``.
-
-    The generative model of Chattopadhyay et al. (2019), Sec. 5.4: a one-hot class vector ``c``
-    (``n_classes`` entries, the condition) and continuous latents ``z ~ N(0, I)`` are decoded to one
-    Bernoulli mean ``theta_ij`` per pixel. Encoder and decoder are two-layer MLPs.
-
-    Args:
-        n_pixels: number of pixels (64 for the 8x8 digits).
-        n_classes: number of class latents ``c_k``.
-        n_latent: number of continuous latents ``z_k``.
-        hidden: width of the hidden layers.
-    """
-
-    def __init__(self, n_pixels: int = 64, n_classes: int = 10, n_latent: int = 10, hidden: int = 256):
-        super().__init__()
-        self.n_pixels = check_positive_int(n_pixels, "n_pixels")
-        self.n_classes = check_positive_int(n_classes, "n_classes", minimum=2)
-        self.n_latent = check_positive_int(n_latent, "n_latent")
-        hidden = check_positive_int(hidden, "hidden")
-        self.encoder = nn.Sequential(nn.Linear(n_pixels + n_classes, hidden), nn.ReLU(),
-                                     nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * n_latent))
-        self.decoder_net = nn.Sequential(nn.Linear(n_latent + n_classes, hidden), nn.ReLU(),
-                                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_pixels))
-
-    def encode(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance of ``q(z | x, c)``, each of shape ``(batch, n_latent)``."""
-        h = self.encoder(torch.cat([x, c], dim=-1))
-        return h[..., : self.n_latent], h[..., self.n_latent:]
-
-    def decode_logits(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """Bernoulli logits of every pixel, shape ``(batch, n_pixels)``."""
-        return self.decoder_net(torch.cat([z, c], dim=-1))
-
-    def decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """Bernoulli means ``theta(z, c)`` in (0, 1), shape ``(batch, n_pixels)``: the decoder of Part III."""
-        return torch.sigmoid(self.decode_logits(z, c))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor, noise: torch.Tensor):
-        """Reparameterised pass: returns ``(logits, mu, logvar)`` for ``z = mu + exp(logvar/2) * noise``."""
-        mu, logvar = self.encode(x, c)
-        z = mu + torch.exp(0.5 * logvar) * noise
-        return self.decode_logits(z, c), mu, logvar
-
-
-def _check_xy(x, y, n_classes: int | None = None, y_name: str = "y") -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate flat images ``x`` (n, n_pixels) and integer labels ``y`` (n,); return float32 and long."""
-    x = torch.as_tensor(x, dtype=torch.float32)
-    y = torch.as_tensor(y)
-    if x.dim() != 2:
-        raise ValueError(f"x must have shape (n, n_pixels), got {tuple(x.shape)}")
-    check_finite(x, "x")
-    check_shape(y, y_name, (x.shape[0],))
-    if y.dtype.is_floating_point or int(y.min()) < 0 or (n_classes is not None and int(y.max()) >= n_classes):
-        raise ValueError(f"{y_name} must hold integer labels in [0, {'M-1' if n_classes is None else n_classes - 1}]")
-    return x, y.long()
-
-
-def _gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag exp(logvar)) || N(0, I)) per latent dimension, shape of ``mu``."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
-
-
-@dataclass
-class VAETrainingResult:
-    """A trained model and its loss curves (one entry per logged step)."""
-
-    model: nn.Module
-    steps: list[int] = field(default_factory=list)
-    reconstruction: list[float] = field(default_factory=list)
-    kl: list[float] = field(default_factory=list)
-    kl_per_latent: torch.Tensor | None = None
-
-
-def train_conditional_vae(x: torch.Tensor, labels: torch.Tensor, *, n_classes: int = 10, n_latent: int = 10,
-                          beta: float = 1.0, steps: int = 3000, batch_size: int = 64, lr: float = 1e-3,
-                          hidden: int = 256, generator: torch.Generator | None = None,
-                          log_every: int = 100) -> VAETrainingResult:
-    """Train a :class:`ConditionalVAE` by minimising ``-E_q[log p(x | z, c)] + beta * KL(q(z|x,c) || N(0, I))``.
-
-    The reconstruction term is the Bernoulli negative log-likelihood summed over pixels (pixel values
-    in [0, 1] are the Bernoulli targets), so ``beta = 1`` is the ordinary ELBO and ``beta > 1`` is the
-    beta-VAE of Higgins et al. (2017). Book section: :doc:`chapter 10 </notebooks/10-vae-latents>`.
-
-    Args:
-        x: images, shape ``(n, n_pixels)``, values in [0, 1].
-        labels: integer classes, shape ``(n,)``, values in ``0 .. n_classes - 1``.
-        beta: weight of the KL term (> 0).
-        generator: seeds mini-batches and the reparameterisation noise.
-
-    Returns:
-        A :class:`VAETrainingResult` with the model (in eval mode) and the loss curves; its
-        ``kl_per_latent`` holds the average KL of each ``z_k`` on the training set (nats).
-
-    Raises:
-        ValueError: on shape mismatches, labels out of range, pixels outside [0, 1], or beta <= 0.
-    """
-    x, labels = _check_xy(x, labels, n_classes, y_name="labels")
-    if bool((x < 0).any()) or bool((x > 1).any()):
-        raise ValueError("x must hold pixel values in [0, 1] (Bernoulli targets)")
-    if not (isinstance(beta, (int, float)) and beta > 0):
-        raise ValueError(f"beta must be a positive number, got {beta!r}")
-    steps = check_positive_int(steps, "steps")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    gen = as_generator(generator)
-    model = ConditionalVAE(x.shape[1], n_classes, n_latent, hidden)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    onehot = F.one_hot(labels.long(), n_classes).float()
-    result = VAETrainingResult(model)
-    for step in range(steps):
-        idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen)
-        noise = torch.randn(batch_size, n_latent, generator=gen)
-        logits, mu, logvar = model(x[idx], onehot[idx], noise)
-        rec = F.binary_cross_entropy_with_logits(logits, x[idx], reduction="sum") / batch_size
-        kl = _gaussian_kl(mu, logvar).sum(-1).mean()
-        loss = rec + beta * kl
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % log_every == 0 or step == steps - 1:
-            result.steps.append(step)
-            result.reconstruction.append(rec.item())
-            result.kl.append(kl.item())
-    model.eval()
-    with torch.no_grad():
-        mu, logvar = model.encode(x, onehot)
-        result.kl_per_latent = _gaussian_kl(mu, logvar).mean(0).double()
-    return result
 
 
 def _check_decoder_output(theta: torch.Tensor, batch: int) -> None:

@@ -18,6 +18,7 @@ controllers on this class.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ import torch
 from .graphs import check_dag, surgery
 from .utils import check_positive_int, check_probabilities
 
-__all__ = ["Variable", "SCM", "additive", "bernoulli", "categorical", "normal_noise", "uniform_noise",
-           "no_noise", "linear_gaussian", "linear_gaussian_moments"]
+__all__ = ["Variable", "SCM", "additive", "bernoulli", "categorical", "binary_scm", "probability_table",
+           "parent_configuration_index", "normal_noise", "uniform_noise", "no_noise", "linear_gaussian",
+           "linear_gaussian_moments"]
 
 Tensor = torch.Tensor
 Mechanism = Callable[[dict, Tensor], Tensor]
@@ -172,6 +174,72 @@ def bernoulli(parents, probability: Callable[[dict], Tensor] | float,
 
     return Variable(tuple(parents), mechanism=mechanism, noise=uniform_noise(0.0, 1.0),
                     description=description)
+
+
+def parent_configuration_index(bits: Tensor) -> Tensor:
+    """Integer code of rows of 0/1 parent values, the first column being the most significant bit: shape (n,)."""
+    k = bits.shape[1]
+    weights = 2 ** torch.arange(k - 1, -1, -1, dtype=torch.long, device=bits.device)
+    return (bits.to(torch.long) * weights).sum(1)
+
+
+def probability_table(parents, table, name: str = "table") -> Tensor:
+    """``P(x = 1 | pa)`` of a binary variable as a float64 vector of ``2 ** len(parents)`` entries.
+
+    ``table`` is that vector already (entry ``k`` is the parent configuration whose bits, first
+    parent most significant, spell ``k``: see :func:`parent_configuration_index`), or a mapping from
+    tuples of parent values to probabilities, e.g. ``{(0, 1): 0.45, ...}``.
+
+    Raises:
+        ValueError: a missing parent configuration, a wrong number of entries, or entries outside [0, 1].
+    """
+    parents = tuple(parents)
+    want = 2 ** len(parents)
+    if isinstance(table, Mapping):
+        vals = []
+        for config in itertools.product((0, 1), repeat=len(parents)):
+            if config not in table:
+                raise ValueError(f"the table of {name!r} lacks the parent configuration {config}")
+            vals.append(float(table[config]))
+        t = torch.tensor(vals, dtype=torch.float64)
+    else:
+        t = torch.as_tensor(table, dtype=torch.float64).reshape(-1)
+    if t.numel() != want:
+        raise ValueError(f"the table of {name!r} must have {want} entries (2 ** number of parents), got {t.numel()}")
+    if not bool(torch.isfinite(t).all()) or bool((t < 0).any()) or bool((t > 1).any()):
+        raise ValueError(f"the table of {name!r} must hold probabilities in [0, 1], got {t.tolist()}")
+    return t
+
+
+def binary_scm(parents: Mapping[str, tuple], tables: Mapping) -> "SCM":
+    """An SCM of binary variables ``X_i := 1[U_i < p_i(pa_i)]``, ``U_i ~ Uniform(0, 1)``, from probability tables.
+
+    Args:
+        parents: variable name -> tuple of parent names (a DAG); the order of the mapping is the
+            order of the variables.
+        tables: variable name -> its table, as :func:`probability_table` reads it.
+
+    The table lookup is done on whole batches; each variable is a :func:`bernoulli` variable, so
+    ``P(X_i = 1 | pa_i) = p_i(pa_i)`` holds exactly. The causal controller of
+    :class:`causalbook_lib.causalgen.CausalController` and the face attributes of
+    :func:`causalbook_lib.datasets.sample_face_attributes` are such SCMs.
+
+    Raises:
+        ValueError: tables that do not match the variables, bad tables, or a cyclic graph.
+    """
+    if set(tables) != set(parents):
+        raise ValueError(f"tables must have one table per variable {sorted(parents)}, got {sorted(tables)}")
+    variables = {}
+    for name, pa in parents.items():
+        pa = tuple(pa)
+        table = probability_table(pa, tables[name], name)
+        if not pa:
+            variables[name] = bernoulli((), float(table[0]), description=f"1[U < {float(table[0]):.3g}]")
+        else:
+            def prob(values, pa=pa, table=table):
+                return table[parent_configuration_index(torch.stack([values[p] for p in pa], dim=1))]
+            variables[name] = bernoulli(pa, prob, description=f"1[U < p({', '.join(pa)})]")
+    return SCM(variables)
 
 
 def categorical(parents, probabilities: Callable[[dict], Tensor] | Tensor,

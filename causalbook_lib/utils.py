@@ -256,6 +256,19 @@ def check_probability(p, name: str) -> float:
     return p
 
 
+def check_binary(t, name: str) -> torch.Tensor:
+    """Check that every entry of ``t`` is 0 or 1 (NaN is neither); return it as a tensor, dtype kept.
+
+    Raises:
+        ValueError: an entry other than 0 or 1, naming ``name``.
+    """
+    t = torch.as_tensor(t)
+    if not bool(((t == 0) | (t == 1)).all()):
+        bad = t[~((t == 0) | (t == 1))].flatten()[0]
+        raise ValueError(f"{name} must hold only 0 and 1, got the value {bad.item()!r}")
+    return t
+
+
 def check_positive_int(n, name: str, minimum: int = 1) -> int:
     """Check that ``n`` is an integer of at least ``minimum`` and return it as ``int``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
@@ -263,16 +276,24 @@ def check_positive_int(n, name: str, minimum: int = 1) -> int:
     return int(n)
 
 
-def check_features_labels(x, y, d: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check a finite ``(n, d)`` feature tensor and ``n`` integer labels; return them, the labels as int64."""
+def check_features_labels(x, y, d: int | None = None, *, n_classes: int | None = None,
+                          y_name: str = "y") -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a finite ``(n, d)`` feature tensor and ``n`` integer class labels; return them, the labels as int64.
+
+    Labels are class indices: non-negative, and below ``n_classes`` when it is given.
+    """
     x = torch.as_tensor(x)
     y = torch.as_tensor(y)
     if x.dim() != 2 or (d is not None and x.shape[1] != d):
         raise ValueError(f"x must have shape (n, {d if d is not None else 'd'}), got {tuple(x.shape)}")
     check_finite(x, "x")
     if y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
-        raise ValueError(f"y must be a 1-D integer tensor with {len(x)} labels, got shape {tuple(y.shape)} "
+        raise ValueError(f"{y_name} must be a 1-D integer tensor with {len(x)} labels, got shape {tuple(y.shape)} "
                          f"and dtype {y.dtype}")
+    if len(y) and (int(y.min()) < 0 or (n_classes is not None and int(y.max()) >= n_classes)):
+        top = "M-1" if n_classes is None else n_classes - 1
+        raise ValueError(f"{y_name} must hold integer labels in [0, {top}], got values in "
+                         f"[{int(y.min())}, {int(y.max())}]")
     return x, y.long()
 
 

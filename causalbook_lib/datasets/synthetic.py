@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..utils import check_positive_int
+from ..scm import binary_scm
+from ..utils import check_binary, check_positive_int
 
 __all__ = [
     "FACE_ATTRIBUTES",
@@ -85,11 +86,7 @@ def _check_attributes(attributes) -> torch.Tensor:
     if a.dim() != 2 or a.shape[1] != len(FACE_ATTRIBUTES):
         raise ValueError(f"attributes must have shape (n, {len(FACE_ATTRIBUTES)}) with columns "
                          f"{FACE_ATTRIBUTES}, got {tuple(a.shape)}")
-    if a.is_floating_point() and not bool(torch.isfinite(a).all()):
-        raise ValueError("attributes must be finite 0/1 values")
-    if not bool(((a == 0) | (a == 1)).all()):
-        raise ValueError("attributes must hold only 0 and 1")
-    return a.to(torch.float64)
+    return check_binary(a, "attributes").to(torch.float64)
 
 
 def render_faces(attributes, generator: torch.Generator | None = None, noise_std: float = 0.1,
@@ -163,7 +160,8 @@ def judge_face_attributes(images, threshold: float = 0.5) -> torch.Tensor:
 def sample_face_attributes(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Sample n attribute vectors from the book's attribute SCM (:data:`FACE_PARENTS`, :data:`FACE_CPTS`).
 
-    Each attribute is ``1[U_i < p_i(parents)]`` with independent ``U_i ~ Uniform(0, 1)``.
+    Each attribute is ``1[U_i < p_i(parents)]`` with independent ``U_i ~ Uniform(0, 1)``: the
+    :func:`causalbook_lib.scm.binary_scm` of these tables.
     The same SCM, with a learnable table, is the causal controller of
     :class:`causalbook_lib.causalgen.CausalController`.
 
@@ -172,10 +170,9 @@ def sample_face_attributes(n: int, generator: torch.Generator | None = None) -> 
     Raises:
         ValueError: ``n`` is not a positive integer.
     """
-    from ..causalgen import CausalController  # local import: causalgen depends on this module
-
     n = check_positive_int(n, "n")
-    return CausalController.from_tables(FACE_PARENTS, FACE_CPTS).sample(n, generator=generator)
+    values = binary_scm(FACE_PARENTS, FACE_CPTS).sample(n, generator)
+    return torch.stack([values[name].to(torch.float64).expand(n) for name in FACE_ATTRIBUTES], dim=1)
 
 
 @dataclass(frozen=True)

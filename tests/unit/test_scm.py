@@ -370,3 +370,30 @@ def test_variables_and_sample_noise():
     assert abs(float(noise["y"].std()) - 0.5) < 0.05 and abs(float(noise["z"].std()) - 1) < 0.1
     with pytest.raises(ValueError, match="n must be"):
         scm.sample_noise(-1)
+
+
+def test_binary_scm_frequencies_match_its_tables():
+    from causalbook_lib.scm import binary_scm, parent_configuration_index, probability_table
+
+    parents = {"a": (), "b": (), "c": ("a", "b")}
+    tables = {"a": {(): 0.3}, "b": torch.tensor([0.6]), "c": {(0, 0): 0.1, (0, 1): 0.5, (1, 0): 0.8, (1, 1): 1.0}}
+    model = binary_scm(parents, tables)
+    v = model.sample(200_000, torch.Generator().manual_seed(0))
+    for (a, b), p in tables["c"].items():
+        sel = (v["a"] == a) & (v["b"] == b)
+        freq = float(v["c"][sel].mean())
+        se = max((p * (1 - p) / int(sel.sum())) ** 0.5, 1e-12)
+        assert abs(freq - p) <= 5 * se + 1e-12, (a, b, freq, p)
+    assert float(v["a"].mean()) == pytest.approx(0.3, abs=5 * (0.21 / 2e5) ** 0.5)
+    # the first parent is the most significant bit
+    assert parent_configuration_index(torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]])).tolist() == [0, 1, 2, 3]
+    torch.testing.assert_close(probability_table(("a", "b"), tables["c"]),
+                               torch.tensor([0.1, 0.5, 0.8, 1.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="lacks the parent configuration"):
+        probability_table(("a",), {(0,): 0.5})
+    with pytest.raises(ValueError, match="2 entries"):
+        probability_table(("a",), [0.5])
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        probability_table((), [1.5])
+    with pytest.raises(ValueError, match="one table per variable"):
+        binary_scm(parents, {"a": [0.5]})

@@ -117,3 +117,26 @@ def test_loan_rejects_bad_parameters():
 def test_exported_through_datasets():
     for name in syn.__all__:
         assert hasattr(cb.datasets, name)
+
+
+def test_datasets_is_a_leaf_that_imports_no_model_module():
+    """cb.datasets may build on the SCM engine and the utilities, never on a model or method module."""
+    import ast
+    import pathlib
+
+    import causalbook_lib.datasets as ds
+
+    allowed = {"utils", "scm", "graphs"}
+    for path in pathlib.Path(ds.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                assert set(n.split(".")[0] for n in names) <= allowed, (path.name, names)
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                assert not node.module.startswith("causalbook_lib"), (path.name, node.module)
+
+
+def test_face_attributes_are_the_causal_controllers_draws():
+    ctrl = cb.causalgen.CausalController.from_tables(cb.datasets.FACE_PARENTS, cb.datasets.FACE_CPTS)
+    a = cb.datasets.sample_face_attributes(500, torch.Generator().manual_seed(5))
+    assert torch.equal(a, ctrl.sample(500, torch.Generator().manual_seed(5)))

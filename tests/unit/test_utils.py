@@ -158,3 +158,32 @@ def test_glue_records_plain_numbers_and_rejects_vectors():
         utils.glue("z", torch.ones(3))
     with pytest.raises(ValueError, match="non-empty string"):
         utils.glue("", 1.0)
+
+
+def test_check_features_labels_shapes_types_and_label_range():
+    from causalbook_lib.utils import check_features_labels
+
+    x, y = check_features_labels(torch.zeros(3, 2), torch.tensor([0, 2, 1], dtype=torch.int32), n_classes=3)
+    assert y.dtype == torch.int64 and x.shape == (3, 2)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 4\)"):
+        check_features_labels(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long), 4)
+    with pytest.raises(ValueError, match="1-D integer"):
+        check_features_labels(torch.zeros(3, 2), torch.zeros(3))
+    with pytest.raises(ValueError, match="finite"):
+        check_features_labels(torch.tensor([[float("nan")]]), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"labels must hold integer labels in \[0, 2\], got values in \[0, 3\]"):
+        check_features_labels(torch.zeros(2, 1), torch.tensor([0, 3]), n_classes=3, y_name="labels")
+    with pytest.raises(ValueError, match=r"in \[0, M-1\]"):
+        check_features_labels(torch.zeros(2, 1), torch.tensor([-1, 0]))
+
+
+def test_check_binary():
+    from causalbook_lib.utils import check_binary
+
+    t = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    assert check_binary(t, "c") is t or torch.equal(check_binary(t, "c"), t)
+    assert check_binary([0, 1, 1], "bits").dtype == torch.int64
+    with pytest.raises(ValueError, match=r"c must hold only 0 and 1, got the value 0\.5"):
+        check_binary(torch.tensor([0.0, 0.5]), "c")
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        check_binary(torch.tensor([float("nan")]), "c")
