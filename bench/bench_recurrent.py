@@ -65,7 +65,7 @@ def per_sequence_algorithm2(m64, data, *, t_hat, feature, alphas, t, output=0):
         flat = torch.stack(windows).reshape(n, L * k)
         mean = flat.mean(0)
         cov = (flat - mean).T @ (flat - mean) / n
-        out.append(R.taylor_expectation(f_prime, mean[None], cov[None])[0])
+        out.append(cb.interventions.taylor_expectation(f_prime, mean[None], cov[None])[0])
     return torch.stack(out)
 
 

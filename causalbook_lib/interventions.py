@@ -20,6 +20,9 @@ Estimators (book chapters :doc:`04 </notebooks/04-interventional-expectations>` 
   exact Hessian (``"hessian"``), exact Hessian-vector products along the eigen-directions of
   :math:`\\Sigma_{-i}` (``"hvp"``) or the paper's finite-difference recipe of App. A.5
   (``"finite_difference"``);
+* :func:`taylor_expectation`: Eq. 4 for any batch of means and covariances (chapter 07 applies it to
+  the moments of recurrent rollouts); every Hessian-vector product of this module goes through its
+  engine, which differentiates the summed outputs of a batch, so it also runs recurrent networks;
 * :func:`interventional_expectation_all`: the Taylor estimate for every feature at once, sharing one
   eigendecomposition of :math:`\\Sigma` through the trace identity
   :math:`\\operatorname{tr}(H\\Sigma_{-i}) = \\operatorname{tr}(H\\Sigma) - 2(H\\Sigma)_{ii} + H_{ii}\\Sigma_{ii}`;
@@ -41,7 +44,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .utils import as_float_tensor, check_index, check_interval, check_positive_int, check_psd, check_shape
+from .utils import as_float_tensor, check_finite, check_index, check_interval, check_positive_int, check_psd, check_shape
 
 __all__ = [
     "OutOfRangeWarning",
@@ -53,6 +56,7 @@ __all__ = [
     "interventional_expectation_all",
     "interventional_expectation_mc",
     "intervened_points",
+    "taylor_expectation",
     "MLP_ACTIVATIONS",
     "mlp_interventional_expectation_all",
 ]
@@ -288,10 +292,25 @@ def _one_row(f: Callable) -> Callable:
     return lambda v: f(v.unsqueeze(0)).squeeze(0)
 
 
-def _quad_form_hvp(f: Callable, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """dᵀ ∇²f(x) d by forward-over-reverse autodiff: a jvp of the gradient along d."""
-    _, hd = torch.func.jvp(torch.func.grad(_one_row(f)), (x,), (d,))
-    return hd @ d
+def _hvps(f: Callable, points: torch.Tensor, tangents: torch.Tensor, rows: int) -> torch.Tensor:
+    """Hessian-vector products ∇²f(p_n) v_n for the rows (p_n, v_n) of ``points`` and ``tangents``: (N, k).
+
+    The library's one second-order engine: forward-over-reverse autodiff (``torch.func.jvp`` of
+    ``torch.func.grad``) on whole batches of at most ``rows`` rows. Because ``f`` maps every row to its
+    own output (rows must not interact, as the callers document), the gradient of ``f(batch).sum()``
+    holds every row's own gradient, and its directional derivative along the tangents every row's
+    ``H v``. ``f`` only ever sees 2-D input, so ``lambda x: net(x)[:, 0]`` means what it says.
+    """
+    def total(w):
+        return f(w).sum()
+
+    out = []
+    with warnings.catch_warnings():  # torch's forward-mode AD loads its decompositions with torch.jit.script
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
+        for s in range(0, points.shape[0], rows):
+            _, hv = torch.func.jvp(torch.func.grad(total), (points[s:s + rows],), (tangents[s:s + rows],))
+            out.append(hv)
+    return torch.cat(out) if out else points.new_zeros(0, points.shape[1])
 
 
 def _quad_forms(f, points: torch.Tensor, dirs: torch.Tensor, method: str, eps: float | None,
@@ -315,9 +334,70 @@ def _quad_forms(f, points: torch.Tensor, dirs: torch.Tensor, method: str, eps: f
             fm = f((x - step).reshape(n * r, k)).reshape(n, r)
             out[s:s + c] = (fp + fm - 2 * fx[s:s + c, None]) / eps ** 2
         return out
-    per_point = torch.func.vmap(lambda x: torch.func.vmap(lambda d: _quad_form_hvp(f, x, d))(dirs.T))
-    c = _chunk(P, 8 * r * k, chunk_size, r)
-    return torch.cat([per_point(points[s:s + c]) for s in range(0, P, c)])  # chunks of points
+    c = _chunk(P, 8 * r * k, chunk_size, r)          # points per call; each point takes r rows
+    tangents = dirs.T.repeat(P, 1)                      # row p * r + j: direction j
+    hv = _hvps(f, points.repeat_interleave(r, dim=0), tangents, c * r)
+    return (hv * tangents).sum(1).reshape(P, r)
+
+
+def taylor_expectation(forward_func: Callable[[torch.Tensor], torch.Tensor], means: torch.Tensor, covs: torch.Tensor, *,
+                       rank_tol: float = 1e-12, chunk_size: int = 8192,
+                       return_terms: bool = False):
+    """Eq. 4 for a batch of input distributions: ``E[f(X)] ~ f(mu) + 1/2 tr(H_f(mu) Sigma)``.
+
+    The trace is computed without forming the Hessian: with ``Sigma = V V^T`` from the eigen
+    decomposition (``V = U diag(sqrt(lambda))``), ``tr(H Sigma) = sum_r v_r^T H v_r``, and each ``H v_r``
+    is an exact Hessian-vector product (forward-over-reverse autodiff, ``torch.func.jvp`` of
+    ``torch.func.grad``). Eigen-directions with ``lambda <= rank_tol * lambda_max`` are dropped,
+    which is exact for a rank-deficient ``Sigma`` (for example rollouts with feedback).
+    It is the library's Eq. 4 for any batch of moments: :doc:`chapter 07 </notebooks/07-recurrent-networks>`
+    applies it to the moments of rollouts (:func:`causalbook_lib.recurrent.interventional_expectation_rnn`),
+    and :func:`interventional_expectation` uses the same Hessian-vector engine (Part II derives Eq. 4).
+
+    Args:
+        forward_func: maps a batch of points ``(B, D)`` to values ``(B,)``, row by row (rows must not interact).
+        means: shape ``(A, D)``, one mean per distribution.
+        covs: shape ``(A, D, D)``, symmetric PSD covariances.
+        rank_tol: relative eigenvalue cut-off (>= 0).
+        chunk_size: at most this many Hessian-vector products per call of ``forward_func``.
+        return_terms: also return ``forward_func(mu)`` and the second-order term separately.
+
+    Returns:
+        shape ``(A,)`` (float64), or ``(value, f_mu, second_order)`` when ``return_terms``.
+
+    Raises:
+        ValueError: inconsistent shapes, non-finite or non-symmetric covariances, a negative eigenvalue.
+    """
+    means = torch.as_tensor(means, dtype=torch.float64)
+    covs = torch.as_tensor(covs, dtype=torch.float64)
+    if means.dim() != 2:
+        raise ValueError(f"means must have shape (A, D), got {tuple(means.shape)}")
+    A, D = means.shape
+    if covs.shape != (A, D, D):
+        raise ValueError(f"covs must have shape ({A}, {D}, {D}) to match means, got {tuple(covs.shape)}")
+    check_finite(means, "means")
+    check_finite(covs, "covs")
+    scale = covs.abs().amax(dim=(1, 2)).clamp(min=1.0)
+    if bool(((covs - covs.transpose(1, 2)).abs().amax(dim=(1, 2)) > 1e-8 * scale).any()):
+        raise ValueError("covs must be symmetric")
+    if not rank_tol >= 0:
+        raise ValueError(f"rank_tol must be >= 0, got {rank_tol!r}")
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    lam, U = torch.linalg.eigh(covs)
+    if bool((lam < -1e-8 * scale[:, None]).any()):
+        raise ValueError(f"covs must be positive semi-definite (smallest eigenvalue {float(lam.min()):.3g})")
+    keep = lam > rank_tol * lam.amax(dim=1, keepdim=True).clamp(min=1e-300)
+    V = U * lam.clamp(min=0).sqrt()[:, None, :]                   # columns v_r = sqrt(lambda_r) u_r
+    which, r = keep.nonzero(as_tuple=True)
+    tangents = V[which, :, r]                                       # (R, D)
+    points = means[which]
+
+    hv = _hvps(forward_func, points, tangents, chunk_size)
+    quad = torch.zeros(A, dtype=torch.float64, device=means.device).index_add_(0, which, (hv * tangents).sum(1))
+    with torch.no_grad():
+        f_mu = forward_func(means)
+    value = f_mu + 0.5 * quad
+    return (value, f_mu, 0.5 * quad) if return_terms else value
 
 
 def _hessians(f, points: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
@@ -364,8 +444,8 @@ def interventional_expectation(forward_func: Callable, mean, cov, feature: int, 
     Methods:
         ``"hessian"``: the full Hessian by ``torch.func.hessian`` (jacfwd over jacrev), contracted
         with Σ₋ᵢ. ``"hvp"``: Σ₋ᵢ = Σ_r v_r v_rᵀ with v_r = √λ_r e_r from its eigendecomposition;
-        each v_rᵀ ∇²f v_r is an exact forward-over-reverse product (jvp of grad), vmapped over r and
-        over α; ``rank`` keeps only the ``rank`` largest eigen-directions (see
+        each v_rᵀ ∇²f v_r is an exact forward-over-reverse product (jvp of grad), batched over r and
+        over α (the engine of :func:`taylor_expectation`); ``rank`` keeps only the ``rank`` largest eigen-directions (see
         :func:`rank_truncation_bound`). ``"finite_difference"``: App. A.5's recipe
         v_rᵀ ∇²f v_r ≈ (f(μ + εv_r) + f(μ − εv_r) − 2f(μ)) / ε², computed in the dtype of the
         inputs (ε = ``eps``, default the paper's 1e-6; in float32 this is round-off garbage).
@@ -477,9 +557,7 @@ def interventional_expectation_all(forward_func: Callable, mean, cov, alphas, *,
         s_ii = sig[feat, feat]
         e = torch.nn.functional.one_hot(feat, k).to(points.dtype)
         if method == "hvp":
-            hvp = torch.func.vmap(lambda x, d: torch.func.jvp(torch.func.grad(_one_row(forward_func)), (x,), (d,))[1])
-            c = _chunk(k * m, 8 * k, chunk_size)
-            he = torch.cat([hvp(points[s:s + c], e[s:s + c]) for s in range(0, k * m, c)])
+            he = _hvps(forward_func, points, e, _chunk(k * m, 8 * k, chunk_size))
             hs_ii = (he * s_col).sum(-1)
             h_ii = he[torch.arange(k * m), feat]
         else:

@@ -22,16 +22,15 @@ Conventions:
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import grad, jvp
 
 from .attribution import uniform_doer_average
+from .interventions import taylor_expectation
 from .utils import as_generator, check_finite, check_positive_int
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "float64_copy",
     "last_step_output",
     "rollout_with_feedback",
-    "taylor_expectation",
     "RecurrentInterventionalExpectation",
     "interventional_expectation_rnn",
     "AttributionMap",
@@ -346,72 +344,6 @@ def rollout_with_feedback(model: nn.Module, data: torch.Tensor, *, t_hat: int, f
     return windows.reshape(A, n, t + 1, k), y[:, -1].reshape(A, n, -1)
 
 
-def taylor_expectation(forward_func: Callable[[torch.Tensor], torch.Tensor], means: torch.Tensor, covs: torch.Tensor, *,
-                       rank_tol: float = 1e-12, chunk_size: int = 8192,
-                       return_terms: bool = False):
-    """Eq. 4 for a batch of input distributions: ``E[f(X)] ~ f(mu) + 1/2 tr(H_f(mu) Sigma)``.
-
-    The trace is computed without forming the Hessian: with ``Sigma = V V^T`` from the eigen
-    decomposition (``V = U diag(sqrt(lambda))``), ``tr(H Sigma) = sum_r v_r^T H v_r``, and each ``H v_r``
-    is an exact Hessian-vector product (forward-over-reverse autodiff, ``torch.func.jvp`` of
-    ``torch.func.grad``). Eigen-directions with ``lambda <= rank_tol * lambda_max`` are dropped,
-    which is exact for a rank-deficient ``Sigma`` (for example rollouts with feedback).
-    :doc:`Chapter 07 </notebooks/07-recurrent-networks>` explains it (Part II derives Eq. 4).
-
-    Args:
-        forward_func: maps a batch of points ``(B, D)`` to values ``(B,)``, row by row (rows must not interact).
-        means: shape ``(A, D)``, one mean per distribution.
-        covs: shape ``(A, D, D)``, symmetric PSD covariances.
-        rank_tol: relative eigenvalue cut-off (>= 0).
-        chunk_size: at most this many Hessian-vector products per call of ``forward_func``.
-        return_terms: also return ``forward_func(mu)`` and the second-order term separately.
-
-    Returns:
-        shape ``(A,)`` (float64), or ``(value, f_mu, second_order)`` when ``return_terms``.
-
-    Raises:
-        ValueError: inconsistent shapes, non-finite or non-symmetric covariances, a negative eigenvalue.
-    """
-    means = torch.as_tensor(means, dtype=torch.float64)
-    covs = torch.as_tensor(covs, dtype=torch.float64)
-    if means.dim() != 2:
-        raise ValueError(f"means must have shape (A, D), got {tuple(means.shape)}")
-    A, D = means.shape
-    if covs.shape != (A, D, D):
-        raise ValueError(f"covs must have shape ({A}, {D}, {D}) to match means, got {tuple(covs.shape)}")
-    check_finite(means, "means")
-    check_finite(covs, "covs")
-    scale = covs.abs().amax(dim=(1, 2)).clamp(min=1.0)
-    if bool(((covs - covs.transpose(1, 2)).abs().amax(dim=(1, 2)) > 1e-8 * scale).any()):
-        raise ValueError("covs must be symmetric")
-    if not rank_tol >= 0:
-        raise ValueError(f"rank_tol must be >= 0, got {rank_tol!r}")
-    chunk_size = check_positive_int(chunk_size, "chunk_size")
-    lam, U = torch.linalg.eigh(covs)
-    if bool((lam < -1e-8 * scale[:, None]).any()):
-        raise ValueError(f"covs must be positive semi-definite (smallest eigenvalue {float(lam.min()):.3g})")
-    keep = lam > rank_tol * lam.amax(dim=1, keepdim=True).clamp(min=1e-300)
-    V = U * lam.clamp(min=0).sqrt()[:, None, :]                   # columns v_r = sqrt(lambda_r) u_r
-    which, r = keep.nonzero(as_tuple=True)
-    tangents = V[which, :, r]                                       # (R, D)
-    points = means[which]
-
-    def total(w):
-        return forward_func(w).sum()
-
-    quad = torch.zeros(A, dtype=torch.float64)
-    with warnings.catch_warnings():  # torch's forward-mode AD loads its decompositions with torch.jit.script
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
-        for s in range(0, len(which), chunk_size):
-            p, v = points[s:s + chunk_size], tangents[s:s + chunk_size]
-            _, hv = jvp(grad(total), (p,), (v,))
-            quad.index_add_(0, which[s:s + chunk_size], (hv * v).sum(1))
-    with torch.no_grad():
-        f_mu = forward_func(means)
-    value = f_mu + 0.5 * quad
-    return (value, f_mu, 0.5 * quad) if return_terms else value
-
-
 @dataclass
 class RecurrentInterventionalExpectation:
     """Result of :func:`interventional_expectation_rnn` for ``A`` interventions.
@@ -446,7 +378,7 @@ def interventional_expectation_rnn(model: nn.Module, data: torch.Tensor, *, t_ha
     estimate the mean ``mu`` and covariance ``Sigma`` of the input window ``(x^0, ..., x^t)`` from
     the rollouts (the empirical moments, with a 1/n covariance, so that Eq. 4 is exact on the
     rollouts whenever ``f'`` is quadratic); apply Eq. 4, ``f'(mu) + 1/2 tr(H_{f'}(mu) Sigma)``, where ``f'`` maps a window to
-    ``y_output^t`` (:func:`taylor_expectation`). The Monte Carlo mean of ``y^t`` over the same
+    ``y_output^t`` (:func:`causalbook_lib.interventions.taylor_expectation`). The Monte Carlo mean of ``y^t`` over the same
     rollouts is returned next to it as the ground truth of the Taylor step.
 
     ``covariance_window`` is this book's shortcut, not the paper's: with ``covariance_window=w`` only the

@@ -512,3 +512,24 @@ def test_mlp_fast_path_with_relu_and_identity(activation):
                        for c in range(2)], dim=-1)
     assert fast.shape == (4, len(ALPHAS), 2)
     torch.testing.assert_close(fast, ref, atol=1e-10, rtol=0)
+
+
+def test_hvp_engine_runs_a_gru_and_agrees_with_the_full_hessian():
+    """The one Hessian-vector engine batches by differentiating summed outputs, so it runs nn.GRU
+    (which torch.func.vmap cannot), and it agrees with torch.autograd.functional.hessian per point."""
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(1, 4, batch_first=True).double()
+    f = lambda w: gru(w[..., None])[0][:, -1, 0]  # noqa: E731  (window of 3 steps -> last hidden unit)
+    mean = torch.tensor([0.2, -0.1, 0.4], dtype=torch.float64)
+    cov = torch.tensor([[0.3, 0.1, 0.0], [0.1, 0.2, 0.05], [0.0, 0.05, 0.1]], dtype=torch.float64)
+    alphas = torch.tensor([-0.5, 0.0, 0.7], dtype=torch.float64)
+    est = cb.interventions.interventional_expectation(f, mean, cov, 1, alphas)
+    sigma = cov.clone()
+    sigma[1, :] = 0
+    sigma[:, 1] = 0
+    for j, a in enumerate(alphas):
+        x = mean.clone()
+        x[1] = a
+        H = torch.autograd.functional.hessian(lambda v: f(v[None])[0], x)
+        ref = f(x[None])[0] + 0.5 * (H * sigma).sum()
+        assert float(est[j]) == pytest.approx(float(ref), abs=1e-12)

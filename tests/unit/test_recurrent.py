@@ -91,13 +91,13 @@ def test_taylor_expectation_closed_form():
     means = torch.tensor([[0.1, 0.2, -0.3], [1.0, 0.0, 2.0]], dtype=torch.float64)
     B = torch.tensor([[1.0, 0.2, 0.0], [0.2, 0.5, 0.1], [0.0, 0.1, 0.3]], dtype=torch.float64)
     covs = torch.stack([B, 2 * B])
-    out = R.taylor_expectation(lambda w: (c * w ** 2).sum(1), means, covs)
+    out = cb.interventions.taylor_expectation(lambda w: (c * w ** 2).sum(1), means, covs)
     expected = (c * (means ** 2 + torch.diagonal(covs, dim1=1, dim2=2))).sum(1)
     torch.testing.assert_close(out, expected)
     # rank-deficient covariance: only one direction
     v = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
     low_rank = torch.outer(v, v)[None]
-    out = R.taylor_expectation(lambda w: (c * w ** 2).sum(1), means[:1], low_rank)
+    out = cb.interventions.taylor_expectation(lambda w: (c * w ** 2).sum(1), means[:1], low_rank)
     torch.testing.assert_close(out, (c * means[0] ** 2).sum()[None] + c[0] + c[1])
 
 
@@ -113,7 +113,7 @@ def test_taylor_expectation_matches_part_two_engine():
     c = cov.clone()
     c[1, :] = 0
     c[:, 1] = 0
-    ours = R.taylor_expectation(f, means, c.repeat(2, 1, 1))
+    ours = cb.interventions.taylor_expectation(f, means, c.repeat(2, 1, 1))
     torch.testing.assert_close(ours, theirs.double(), atol=1e-10, rtol=1e-8)
 
 
@@ -250,11 +250,11 @@ def test_bad_input_models_and_taylor():
         R.DelayLineRNN([])
     f = lambda w: w.sum(1)  # noqa: E731
     with pytest.raises(ValueError, match="covs must have shape"):
-        R.taylor_expectation(f, torch.zeros(2, 3), torch.zeros(2, 2, 2))
+        cb.interventions.taylor_expectation(f, torch.zeros(2, 3), torch.zeros(2, 2, 2))
     with pytest.raises(ValueError, match="symmetric"):
-        R.taylor_expectation(f, torch.zeros(1, 2), torch.tensor([[[1.0, 0.5], [0.0, 1.0]]]))
+        cb.interventions.taylor_expectation(f, torch.zeros(1, 2), torch.tensor([[[1.0, 0.5], [0.0, 1.0]]]))
     with pytest.raises(ValueError, match="semi-definite"):
-        R.taylor_expectation(f, torch.zeros(1, 2), torch.tensor([[[1.0, 0.0], [0.0, -1.0]]]))
+        cb.interventions.taylor_expectation(f, torch.zeros(1, 2), torch.tensor([[[1.0, 0.0], [0.0, -1.0]]]))
 
 
 def test_lag_tau_norm_criterion_and_full_lag_window(data, tiny_gru):
