@@ -90,7 +90,9 @@ class InvarianceFit:
         model: the :class:`~causalbook_lib.models.StackedMLP` holding every trained classifier (one logit each).
         methods: the objective of each model (``"erm"``, ``"irm"`` or ``"minmax"``).
         seeds: the initialisation seed of each model.
-        history: float64 tensors of shape ``(steps, M, E)``: ``"risk"`` and ``"penalty"`` per environment.
+        history: float64 tensors of shape ``(steps, M, E)``: ``"risk"`` and ``"penalty"`` per
+            environment, and ``"logit_rms"``, the root-mean-square logit of each model on each
+            environment (the IRMv1 penalty also vanishes when the logits shrink towards zero).
     """
 
     model: StackedMLP
@@ -194,12 +196,14 @@ def fit_invariant_classifiers(envs, *, methods=("erm", "irm"), seeds=(0, 1, 2), 
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     risks_hist = torch.zeros((steps, len(model_methods), len(envs)), dtype=torch.float64, device=envs[0][0].device)
     pen_hist = torch.zeros_like(risks_hist)
+    scale_hist = torch.zeros_like(risks_hist)
     for step in range(steps):
         risks, penalties = [], []
-        for x, y in envs:  # a loop over the few environments, never over samples
+        for e, (x, y) in enumerate(envs):  # a loop over the few environments, never over samples
             logits = model(x).squeeze(-1)
             risks.append(environment_risks(logits, y))
             penalties.append(irmv1_penalty(logits, y))
+            scale_hist[step, :, e] = logits.detach().pow(2).mean(1).sqrt()
         risks, penalties = torch.stack(risks, 1), torch.stack(penalties, 1)  # (M, E)
         lam = penalty_weight if step >= anneal_steps else 1.0
         objective = torch.where(is_irm, risks.mean(1) + lam * penalties.mean(1),
@@ -212,4 +216,5 @@ def fit_invariant_classifiers(envs, *, methods=("erm", "irm"), seeds=(0, 1, 2), 
         optimiser.step()
         risks_hist[step] = risks.detach()
         pen_hist[step] = penalties.detach()
-    return InvarianceFit(model, model_methods, model_seeds, {"risk": risks_hist, "penalty": pen_hist})
+    return InvarianceFit(model, model_methods, model_seeds,
+                         {"risk": risks_hist, "penalty": pen_hist, "logit_rms": scale_hist})

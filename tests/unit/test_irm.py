@@ -66,6 +66,7 @@ def test_fit_invariant_classifiers_erm_uses_the_spurious_feature_and_irm_less():
                                         steps=300, lr=1e-2, l2=1e-3, penalty_weight=1e3, anneal_steps=50)
     assert fit.methods == ["erm", "erm", "irm", "irm", "minmax", "minmax"] and fit.seeds == [0, 1] * 3
     assert fit.history["risk"].shape == (300, 6, 2) and fit.history["penalty"].shape == (300, 6, 2)
+    assert fit.history["logit_rms"].shape == (300, 6, 2) and bool((fit.history["logit_rms"] > 0).all())
     test = fit.accuracy(*envs[2])
     train = fit.accuracy(torch.cat([envs[0][0], envs[1][0]]), torch.cat([envs[0][1], envs[1][1]]))
     assert isinstance(test, torch.Tensor) and test.dtype == torch.float64 and test.shape == (6,)
