@@ -19,6 +19,7 @@ from . import (  # noqa: E402
     gan,
     generative,
     graphs,
+    independence,
     infoflow,
     interventions,
     irm,
@@ -36,6 +37,6 @@ from . import (  # noqa: E402
 
 __all__ = [
     "__version__", "attacks", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "experts", "explanations", "fairness", "feature_effects",
-    "gan", "generative", "graphs", "infoflow", "interventions", "irm", "models", "plotting", "recurrent",
+    "gan", "generative", "graphs", "independence", "infoflow", "interventions", "irm", "models", "plotting", "recurrent",
     "regressors", "rim", "scm", "shapley", "utils", "vae", "verification",
 ]
