@@ -2,7 +2,8 @@
 
 :func:`loan_abduct`, :func:`loan_counterfactual` and :func:`counterfactual_gap` implement the
 counterfactual-fairness test by abduction, action and prediction, on the loan SCM of
-:func:`causalbook_lib.datasets.synthetic.sample_loan_data`.
+:func:`causalbook_lib.datasets.loan_scm` (the model's one encoding, which
+:func:`causalbook_lib.datasets.sample_loan_data` samples).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from .datasets.synthetic import LoanSCMParameters
+from .datasets.synthetic import LoanSCMParameters, loan_feature_scm
 from .utils import check_binary, check_finite
 
 __all__ = ["loan_abduct", "loan_counterfactual", "counterfactual_gap"]
@@ -31,7 +32,8 @@ def loan_abduct(features, params: LoanSCMParameters | None = None) -> torch.Tens
 
     With additive noise every noise is the observed value minus its mechanism:
     ``U_Edu = Edu - b_EA A`` and ``U_Inc = Inc - (b_IA A + b_IE Edu + b_Iage Age)``;
-    ``U_Age = Age`` (see :class:`causalbook_lib.datasets.synthetic.LoanSCMParameters`).
+    ``U_Age = Age``. The mechanisms are those of :func:`causalbook_lib.datasets.loan_scm` (each
+    variable's ``abduct``), the book's one encoding of the model.
 
     Args:
         features: (n, 4) columns group, age, education, income (as ``LoanData.features()``).
@@ -40,19 +42,20 @@ def loan_abduct(features, params: LoanSCMParameters | None = None) -> torch.Tens
     Raises:
         ValueError: wrong shape, non-finite values or a group other than 0/1.
     """
-    p = params or LoanSCMParameters()
     f = _check_loan_features(features)
     a, age, edu, inc = f.unbind(1)
-    u_edu = edu - p.edu_from_group * a
-    u_inc = inc - (p.inc_from_group * a + p.inc_from_edu * edu + p.inc_from_age * age)
+    v = loan_feature_scm(params).variables
+    u_edu = v["education"].abduct({"group": a}, edu)
+    u_inc = v["income"].abduct({"group": a, "education": edu, "age": age}, inc)
     return torch.stack([age, u_edu, u_inc], dim=1)
 
 
 def loan_counterfactual(features, group, params: LoanSCMParameters | None = None) -> torch.Tensor:
     """Counterfactual features under ``do(A = group)`` by abduction, action and prediction.
 
-    1. Abduction: ``U = loan_abduct(features)``. 2. Action: replace ``A`` by ``group``.
-    3. Prediction: recompute ``Edu`` and ``Inc`` from their mechanisms with the same ``U``.
+    1. Abduction: recover ``U`` (:func:`loan_abduct`). 2. Action: replace ``A`` by ``group``.
+    3. Prediction: recompute ``Edu`` and ``Inc`` from their mechanisms with the same ``U``. This is
+    :meth:`causalbook_lib.scm.SCM.counterfactual` of :func:`causalbook_lib.datasets.loan_feature_scm`.
 
     Args:
         features: (n, 4) as in :func:`loan_abduct`.
@@ -62,7 +65,6 @@ def loan_counterfactual(features, group, params: LoanSCMParameters | None = None
     Raises:
         ValueError: bad features or a group value other than 0/1.
     """
-    p = params or LoanSCMParameters()
     f = _check_loan_features(features)
     g = torch.as_tensor(group, dtype=torch.float64)
     if g.dim() == 0:
@@ -70,10 +72,9 @@ def loan_counterfactual(features, group, params: LoanSCMParameters | None = None
     if g.shape != (len(f),):
         raise ValueError(f"group must be 0, 1 or an ({len(f)},) tensor of 0/1 values, got shape {tuple(g.shape)}")
     check_binary(g, "group")
-    u_age, u_edu, u_inc = loan_abduct(f, p).unbind(1)
-    edu = p.edu_from_group * g + u_edu
-    inc = p.inc_from_group * g + p.inc_from_edu * edu + p.inc_from_age * u_age + u_inc
-    return torch.stack([g, u_age, edu, inc], dim=1)
+    names = ("group", "age", "education", "income")
+    cf = loan_feature_scm(params).counterfactual({k: f[:, i] for i, k in enumerate(names)}, {"group": g})
+    return torch.stack([cf[k].expand(len(f)) for k in names], dim=1)
 
 
 def counterfactual_gap(forward_func: Callable[[torch.Tensor], torch.Tensor], features, cf_features) -> torch.Tensor:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..scm import binary_scm
+from .. import scm
 from ..utils import check_binary, check_positive_int
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "LoanSCMParameters",
     "LoanData",
     "sample_loan_data",
+    "loan_scm",
     "loan_feature_scm",
 ]
 
@@ -171,7 +172,7 @@ def sample_face_attributes(n: int, generator: torch.Generator | None = None) -> 
         ValueError: ``n`` is not a positive integer.
     """
     n = check_positive_int(n, "n")
-    values = binary_scm(FACE_PARENTS, FACE_CPTS).sample(n, generator)
+    values = scm.binary_scm(FACE_PARENTS, FACE_CPTS).sample(n, generator)
     return torch.stack([values[name].to(torch.float64).expand(n) for name in FACE_ATTRIBUTES], dim=1)
 
 
@@ -221,57 +222,45 @@ class LoanData:
         return torch.stack([self.group, self.age, self.education, self.income], dim=1)
 
 
-def sample_loan_data(n: int, generator: torch.Generator | None = None,
-                     params: LoanSCMParameters | None = None) -> LoanData:
-    """Sample ``n`` applicants from the loan SCM of :class:`LoanSCMParameters` (:doc:`chapter 17 </notebooks/17-robustness-fairness>`).
-
-    Raises:
-        ValueError: ``n`` is not a positive integer, or ``p_group`` is outside (0, 1), or
-            ``noise_inc`` is not positive.
-    """
-    n = check_positive_int(n, "n")
+def _check_loan_parameters(params: LoanSCMParameters | None) -> LoanSCMParameters:
     p = params or LoanSCMParameters()
     if not 0 < p.p_group < 1:
         raise ValueError(f"p_group must lie in (0, 1), got {p.p_group}")
     if not p.noise_inc > 0:
         raise ValueError(f"noise_inc must be positive, got {p.noise_inc}")
-    f64 = torch.float64
-    group = (torch.rand(n, generator=generator, dtype=f64) < p.p_group).to(f64)
-    age = torch.randn(n, generator=generator, dtype=f64)
-    u_edu = torch.randn(n, generator=generator, dtype=f64)
-    u_inc = p.noise_inc * torch.randn(n, generator=generator, dtype=f64)
-    uni = torch.rand(n, generator=generator, dtype=f64).clamp(1e-12, 1 - 1e-12)
-    u_rep = torch.log(uni) - torch.log1p(-uni)
-    edu = p.edu_from_group * group + u_edu
-    inc = p.inc_from_group * group + p.inc_from_edu * edu + p.inc_from_age * age + u_inc
-    score = p.rep_from_edu * edu + p.rep_from_inc * inc + p.rep_from_age * age + u_rep
-    repay = (score > p.rep_threshold).to(f64)
-    return LoanData(group, age, edu, inc, repay, u_edu, u_inc, u_rep, p)
+    return p
 
 
-def loan_feature_scm(params: LoanSCMParameters | None = None):
-    """The feature part of the loan SCM (group, age, education, income) as a :class:`causalbook_lib.scm.SCM`.
+def _logistic_noise(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard logistic draws, log(V) - log(1 - V) for uniform V (kept away from 0 and 1)."""
+    uni = torch.rand(n, generator=generator, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+    return torch.log(uni) - torch.log1p(-uni)
+
+
+_logistic_noise.description = "Logistic(0, 1)"
+
+
+def loan_scm(params: LoanSCMParameters | None = None, *, label: bool = True):
+    """The loan SCM of :class:`LoanSCMParameters` as a :class:`causalbook_lib.scm.SCM`: the book's one encoding of it.
 
     Group is a Bernoulli root; age, education and income are additive-noise variables, so
-    :meth:`causalbook_lib.scm.SCM.counterfactual` can abduct their noises exactly. :doc:`Chapter 17 </notebooks/17-robustness-fairness>` checks
-    :func:`causalbook_lib.fairness.loan_counterfactual` against this model's counterfactuals.
-    (The label ``Repay`` is left out: its threshold mechanism is not invertible and a counterfactual
-    of the features does not need it.)
+    :meth:`causalbook_lib.scm.SCM.counterfactual` can abduct their noises exactly; ``repay`` is the
+    threshold of a linear score plus logistic noise (not invertible, and not needed for a
+    counterfactual of the features). :func:`sample_loan_data` samples it and
+    :mod:`causalbook_lib.fairness` computes its counterfactuals. :doc:`Chapter 17 </notebooks/17-robustness-fairness>`.
+
+    Args:
+        params: the coefficients (default :class:`LoanSCMParameters`).
+        label: include ``repay`` (``False`` gives the features only, :func:`loan_feature_scm`).
 
     Raises:
         ValueError: ``p_group`` outside (0, 1) or ``noise_inc`` not positive.
     """
-    from .. import scm
-
-    p = params or LoanSCMParameters()
-    if not 0 < p.p_group < 1:
-        raise ValueError(f"p_group must lie in (0, 1), got {p.p_group}")
-    if not p.noise_inc > 0:
-        raise ValueError(f"noise_inc must be positive, got {p.noise_inc}")
-    return scm.SCM({
+    p = _check_loan_parameters(params)
+    f64 = torch.float64
+    variables = {
         "group": scm.bernoulli((), p.p_group, description=f"1[U_A < {p.p_group}]"),
-        "age": scm.additive((), lambda pa: torch.zeros((), dtype=torch.float64), scm.normal_noise(1.0),
-                            description="U_Age"),
+        "age": scm.additive((), lambda pa: torch.zeros((), dtype=f64), scm.normal_noise(1.0), description="U_Age"),
         "education": scm.additive(("group",), lambda pa: p.edu_from_group * pa["group"], scm.normal_noise(1.0),
                                   description=f"{p.edu_from_group} A + U_Edu"),
         "income": scm.additive(("group", "education", "age"),
@@ -279,4 +268,37 @@ def loan_feature_scm(params: LoanSCMParameters | None = None):
                                            + p.inc_from_age * pa["age"]),
                                scm.normal_noise(p.noise_inc),
                                description=f"{p.inc_from_group} A + {p.inc_from_edu} Edu + {p.inc_from_age} Age + U_Inc"),
-    })
+    }
+    if label:
+        variables["repay"] = scm.Variable(
+            ("education", "income", "age"),
+            mechanism=lambda pa, u: ((p.rep_from_edu * pa["education"] + p.rep_from_inc * pa["income"]
+                                      + p.rep_from_age * pa["age"] + u) > p.rep_threshold).to(f64),
+            noise=_logistic_noise,
+            description=(f"1[{p.rep_from_edu} Edu + {p.rep_from_inc} Inc + {p.rep_from_age} Age + U_Rep "
+                         f"> {p.rep_threshold}], U_Rep ~ Logistic(0, 1)"))
+    return scm.SCM(variables)
+
+
+def loan_feature_scm(params: LoanSCMParameters | None = None):
+    """The feature part of the loan SCM (group, age, education, income): :func:`loan_scm` without ``repay``.
+
+    Raises:
+        ValueError: ``p_group`` outside (0, 1) or ``noise_inc`` not positive.
+    """
+    return loan_scm(params, label=False)
+
+
+def sample_loan_data(n: int, generator: torch.Generator | None = None,
+                     params: LoanSCMParameters | None = None) -> LoanData:
+    """Sample ``n`` applicants from :func:`loan_scm` (:doc:`chapter 17 </notebooks/17-robustness-fairness>`).
+
+    Raises:
+        ValueError: ``n`` is not a positive integer, or ``p_group`` is outside (0, 1), or
+            ``noise_inc`` is not positive.
+    """
+    n = check_positive_int(n, "n")
+    p = _check_loan_parameters(params)
+    values, noise = loan_scm(p).sample(n, generator, return_noise=True)
+    return LoanData(values["group"], values["age"], values["education"], values["income"], values["repay"],
+                    noise["education"], noise["income"], noise["repay"], p)

@@ -55,3 +55,18 @@ def test_fairness_helpers_reject_bad_input():
         cb.fairness.counterfactual_gap(lambda z: z[:, :2], f, f)
     with pytest.raises(ValueError):
         cb.fairness.counterfactual_gap(lambda z: z[:, 0], f, torch.cat([f, f]))
+
+
+def test_one_encoding_of_the_loan_model():
+    """The sampler, the abduction and the counterfactuals all run on cb.datasets.loan_scm: changing a
+    coefficient of the parameters changes all three consistently."""
+    p = cb.datasets.LoanSCMParameters(edu_from_group=-2.0, inc_from_edu=0.3)
+    model = cb.datasets.loan_scm(p)
+    assert model.names == ["group", "age", "education", "income", "repay"]
+    d = cb.datasets.sample_loan_data(200, torch.Generator().manual_seed(0), params=p)
+    torch.testing.assert_close(d.education, -2.0 * d.group + d.u_education)
+    u = cb.fairness.loan_abduct(d.features(), p)
+    torch.testing.assert_close(u[:, 1], d.u_education)
+    torch.testing.assert_close(u[:, 2], d.u_income)
+    cf = cb.fairness.loan_counterfactual(d.features(), 0, p)
+    torch.testing.assert_close(cf[:, 2], d.u_education)             # Edu' = -2 * 0 + U_Edu
