@@ -187,3 +187,8 @@ def test_check_binary():
         check_binary(torch.tensor([0.0, 0.5]), "c")
     with pytest.raises(ValueError, match="only 0 and 1"):
         check_binary(torch.tensor([float("nan")]), "c")
+
+
+def test_unit_tests_run_on_their_device(device):
+    """The conftest fixture: a tensor made without device= lives on the test's device."""
+    assert torch.empty(1).device.type == device.type
