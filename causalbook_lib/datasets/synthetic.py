@@ -29,6 +29,8 @@ __all__ = [
     "FACE_CPTS",
     "face_templates",
     "render_faces",
+    "face_images",
+    "ENTANGLED_OVERLAP",
     "judge_face_attributes",
     "sample_face_attributes",
     "LoanSCMParameters",
@@ -90,19 +92,52 @@ def _check_attributes(attributes) -> torch.Tensor:
     return check_binary(a, "attributes").to(torch.float64)
 
 
+#: The pixels (row, column) where the mustache of an *entangled* face (``render_faces(...,
+#: entangled=True)``) overlaps the long side hair: the two outermost pixels of row 8 on each side.
+ENTANGLED_OVERLAP = ((8, 0), (8, 1), (8, 10), (8, 11))
+
+
+def face_images(attributes, *, entangled: bool = False) -> torch.Tensor:
+    """The noise-free template image of each row of attributes (intensity 1): shape (n, 144), float64.
+
+    Default: the sum ``eyes + mouth + (1 - Bald) top_hair + (1 - Male) side_hair + (1 - Young)
+    wrinkles + Mustache mustache + Smiling smile`` of the disjoint masks of :func:`face_templates`,
+    so every attribute acts on pixels of its own and their effects simply add. With
+    ``entangled=True`` the mustache spans the whole of row 8 and so covers the side hair at
+    :data:`ENTANGLED_OVERLAP`, and a pixel is lit (1) when any part covers it: the effects of
+    Mustache and Male no longer add where they meet (one, not two, where both are drawn).
+
+    Raises:
+        ValueError: wrong shape or values other than 0/1.
+    """
+    a = _check_attributes(attributes)
+    t = {k: torch.as_tensor(v.ravel(), dtype=torch.float64) for k, v in face_templates().items()}
+    if entangled:
+        m = torch.zeros(FACE_SIZE, FACE_SIZE, dtype=torch.float64)
+        m[8, :] = 1
+        t["mustache"] = m.ravel()
+    young, male, bald, mustache, smiling = (a[:, i:i + 1] for i in range(5))
+    img = (t["eyes"] + t["mouth"] + (1 - bald) * t["top_hair"] + (1 - male) * t["side_hair"]
+           + (1 - young) * t["wrinkles"] + mustache * t["mustache"] + smiling * t["smile"])
+    return img.clamp(max=1.0) if entangled else img
+
+
 def render_faces(attributes, generator: torch.Generator | None = None, noise_std: float = 0.1,
-                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                 dtype: torch.dtype = torch.float32, *, entangled: bool = False) -> torch.Tensor:
     """Draw one 12x12 face per row of binary attributes, as flat vectors of 144 pixels.
 
-    Pixel image = intensity * (eyes + mouth + (1 - Bald) top_hair + (1 - Male) side_hair
-    + (1 - Young) wrinkles + Mustache mustache + Smiling smile) + noise, with a per-image
-    intensity drawn uniformly from [0.8, 1] and i.i.d. Gaussian noise of standard deviation
-    ``noise_std``. Used in :doc:`chapter 16 </notebooks/16-causal-generation>` (causal generation), section "An attribute-controlled image set".
+    Pixel image = intensity * :func:`face_images` (by default eyes + mouth + (1 - Bald) top_hair
+    + (1 - Male) side_hair + (1 - Young) wrinkles + Mustache mustache + Smiling smile) + noise, with
+    a per-image intensity drawn uniformly from [0.8, 1] and i.i.d. Gaussian noise of standard
+    deviation ``noise_std``. Used in :doc:`chapter 16 </notebooks/16-causal-generation>` (causal
+    generation), section "An attribute-controlled image set".
 
     Args:
         attributes: (n, 5) array of 0/1 values, columns in the order of :data:`FACE_ATTRIBUTES`.
         generator: seeded ``torch.Generator`` for the intensity and the noise.
         noise_std: pixel noise standard deviation, >= 0.
+        entangled: draw the entangled faces of :func:`face_images`, whose mustache overlaps the
+            side hair.
     Returns:
         (n, 144) tensor of ``dtype``.
     Raises:
@@ -111,10 +146,7 @@ def render_faces(attributes, generator: torch.Generator | None = None, noise_std
     a = _check_attributes(attributes)
     if not isinstance(noise_std, (int, float)) or not np.isfinite(noise_std) or noise_std < 0:
         raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
-    t = {k: torch.as_tensor(v.ravel(), dtype=torch.float64) for k, v in face_templates().items()}
-    young, male, bald, mustache, smiling = (a[:, i:i + 1] for i in range(5))
-    img = (t["eyes"] + t["mouth"] + (1 - bald) * t["top_hair"] + (1 - male) * t["side_hair"]
-           + (1 - young) * t["wrinkles"] + mustache * t["mustache"] + smiling * t["smile"])
+    img = face_images(a, entangled=entangled)
     n = a.shape[0]
     intensity = 0.8 + 0.2 * torch.rand(n, 1, generator=generator, dtype=torch.float64)
     noise = noise_std * torch.randn(n, FACE_SIZE * FACE_SIZE, generator=generator, dtype=torch.float64)

@@ -140,3 +140,35 @@ def test_face_attributes_are_the_causal_controllers_draws():
     ctrl = cb.causalgen.CausalController.from_tables(cb.datasets.FACE_PARENTS, cb.datasets.FACE_CPTS)
     a = cb.datasets.sample_face_attributes(500, torch.Generator().manual_seed(5))
     assert torch.equal(a, ctrl.sample(500, torch.Generator().manual_seed(5)))
+
+
+def test_entangled_faces_overlap_only_at_the_stated_pixels():
+    import itertools
+
+    combos = torch.tensor(list(itertools.product((0, 1), repeat=5)), dtype=torch.float64)
+    plain, ent = syn.face_images(combos), syn.face_images(combos, entangled=True)
+    assert plain.shape == ent.shape == (32, 144) and float(plain.max()) == 1.0 and float(ent.max()) == 1.0
+    overlap = torch.zeros(12, 12, dtype=torch.bool)
+    for r, c in syn.ENTANGLED_OVERLAP:
+        overlap[r, c] = True
+    row8 = torch.zeros(12, 12, dtype=torch.bool)
+    row8[8] = True
+    male, mustache = combos[:, 1], combos[:, 3]
+    for i in range(32):
+        diff = (ent[i] - plain[i]).reshape(12, 12)
+        assert bool((diff[~row8] == 0).all())                      # only row 8 ever changes
+        if mustache[i] == 1:
+            assert bool((ent[i].reshape(12, 12)[row8] == 1).all())  # the whole row is mustache
+            assert bool((diff[overlap] == (male[i] == 1).double()).all())  # +1 only where no hair was
+        else:
+            assert bool((diff == 0).all())
+    # the effects add in the plain faces and do not in the entangled ones
+    woman_mustache = torch.tensor([[1.0, 0, 0, 1, 0]])
+    man_mustache, woman = torch.tensor([[1.0, 1, 0, 1, 0]]), torch.tensor([[1.0, 0, 0, 0, 0]])
+    man = torch.tensor([[1.0, 1, 0, 0, 0]])
+    for flag, adds in ((False, True), (True, False)):
+        f = lambda a: syn.face_images(a, entangled=flag)  # noqa: E731
+        additive = f(woman) + f(man_mustache) - f(man)
+        assert torch.equal(additive, f(woman_mustache)) == adds
+    imgs = syn.render_faces(woman_mustache, torch.Generator().manual_seed(0), noise_std=0.0, entangled=True)
+    assert float(imgs.reshape(12, 12)[8, 0]) <= 1.0
