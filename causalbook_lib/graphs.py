@@ -126,6 +126,15 @@ def active_trail_nodes(graph: nx.DiGraph, source: Hashable, zs=()) -> set:
     return reachable
 
 
+def _three_node_sets(graph: nx.DiGraph, sets, names) -> tuple[set, set, set]:
+    """Check that ``graph`` is a DAG and read three node sets; the first two must not be empty."""
+    check_dag(graph)
+    x, y, z = (_as_node_set(graph, nodes, name) for nodes, name in zip(sets, names))
+    if not x or not y:
+        raise ValueError(f"{names[0]} and {names[1]} must each hold at least one node")
+    return x, y, z
+
+
 def d_separated(graph: nx.DiGraph, xs, ys, zs=()) -> bool:
     """Whether every trail between ``xs`` and ``ys`` is blocked by ``zs`` in the DAG ``graph``.
 
@@ -145,12 +154,7 @@ def d_separated(graph: nx.DiGraph, xs, ys, zs=()) -> bool:
         ValueError: ``graph`` has a cycle or is not a DiGraph; a node is unknown; ``xs`` or ``ys``
             is empty; or two of the three sets overlap.
     """
-    check_dag(graph)
-    x = _as_node_set(graph, xs, "xs")
-    y = _as_node_set(graph, ys, "ys")
-    z = _as_node_set(graph, zs, "zs")
-    if not x or not y:
-        raise ValueError("xs and ys must each hold at least one node")
+    x, y, z = _three_node_sets(graph, (xs, ys, zs), ("xs", "ys", "zs"))
     for a, b, na, nb in ((x, y, "xs", "ys"), (x, z, "xs", "zs"), (y, z, "ys", "zs")):
         common = a & b
         if common:
@@ -172,12 +176,7 @@ def satisfies_backdoor(graph: nx.DiGraph, treatment, outcome, adjustment=()) -> 
 
     Raises ``ValueError`` as :func:`d_separated` does (cycle, unknown nodes, overlapping sets).
     """
-    check_dag(graph)
-    x = _as_node_set(graph, treatment, "treatment")
-    y = _as_node_set(graph, outcome, "outcome")
-    z = _as_node_set(graph, adjustment, "adjustment")
-    if not x or not y:
-        raise ValueError("treatment and outcome must each hold at least one node")
+    x, y, z = _three_node_sets(graph, (treatment, outcome, adjustment), ("treatment", "outcome", "adjustment"))
     descendants = set().union(*(nx.descendants(graph, v) for v in x))
     if z & descendants:
         return False

@@ -147,6 +147,25 @@ __all__ += ["draw_dag"]
 
 
 # ---- Part V (chapters 16-17) ----
+def _image_grid(images, side: int, row_titles):
+    """Check a (rows, cols, side * side) array of images and its row titles; return it as numpy, rows, cols."""
+    a = _numpy(images)
+    if a.ndim != 3 or a.shape[2] != side * side:
+        raise ValueError(f"images must have shape (rows, cols, {side * side}), got {a.shape}")
+    rows, cols = a.shape[:2]
+    if row_titles is not None and len(row_titles) != rows:
+        raise ValueError(f"row_titles must have {rows} entries, got {len(row_titles)}")
+    return a, rows, cols
+
+
+def _bare_image(ax, image, cmap, vmin, vmax) -> None:
+    """Draw one small image in ``ax`` without ticks or grid (the cells of the image grids)."""
+    ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
 def image_rows(images, *, side: int, row_titles=None, cmap: str = "gray_r", vmin: float = 0.0, vmax: float = 1.0,
                cell: float = 0.55):
     """Draw a grid of flat square images: ``images`` has shape (rows, cols, side * side).
@@ -158,21 +177,13 @@ def image_rows(images, *, side: int, row_titles=None, cmap: str = "gray_r", vmin
         ValueError: ``images`` is not 3-D with last dimension ``side ** 2``, or the number of row
             titles does not match the number of rows.
     """
-    a = _numpy(images)
-    if a.ndim != 3 or a.shape[2] != side * side:
-        raise ValueError(f"images must have shape (rows, cols, {side * side}), got {a.shape}")
-    rows, cols = a.shape[:2]
-    if row_titles is not None and len(row_titles) != rows:
-        raise ValueError(f"row_titles must have {rows} entries, got {len(row_titles)}")
+    a, rows, cols = _image_grid(images, side, row_titles)
     fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + (1.6 if row_titles else 0.2), cell * rows + 0.2),
                              squeeze=False)
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
-            ax.imshow(a[r, c].reshape(side, side), cmap=cmap, vmin=vmin, vmax=vmax)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
+            _bare_image(ax, a[r, c].reshape(side, side), cmap, vmin, vmax)
             for spine in ax.spines.values():
                 spine.set_visible(False)
         if row_titles is not None:
@@ -199,15 +210,11 @@ def sweep_grid_with_borders(images, probabilities, *, side: int = 8, row_titles=
     Raises:
         ValueError: shapes that do not match, or titles of the wrong length.
     """
-    a = _numpy(images)
+    a, rows, cols = _image_grid(images, side, row_titles)
     p = _numpy(probabilities)
-    if a.ndim != 3 or a.shape[2] != side * side:
-        raise ValueError(f"images must have shape (rows, cols, {side * side}), got {a.shape}")
     if p.ndim != 3 or p.shape[:2] != a.shape[:2]:
         raise ValueError(f"probabilities must have shape (rows, cols, M) = {a.shape[:2]} + (M,), got {p.shape}")
-    rows, cols, m = a.shape[0], a.shape[1], p.shape[2]
-    if row_titles is not None and len(row_titles) != rows:
-        raise ValueError(f"row_titles must have {rows} entries, got {len(row_titles)}")
+    m = p.shape[2]
     if col_titles is not None and len(col_titles) != cols:
         raise ValueError(f"col_titles must have {cols} entries, got {len(col_titles)}")
     fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + (1.4 if row_titles else 0.3), cell * rows + 0.9),
@@ -215,10 +222,7 @@ def sweep_grid_with_borders(images, probabilities, *, side: int = 8, row_titles=
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
-            ax.imshow(a[r, c].reshape(side, side), cmap="gray_r", vmin=0.0, vmax=1.0)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
+            _bare_image(ax, a[r, c].reshape(side, side), "gray_r", 0.0, 1.0)
             k = int(p[r, c].argmax())
             for spine in ax.spines.values():
                 spine.set_visible(True)
