@@ -2,8 +2,8 @@
 
 :func:`loan_abduct`, :func:`loan_counterfactual` and :func:`counterfactual_gap` implement the
 counterfactual-fairness test by abduction, action and prediction, on the loan SCM of
-:func:`causalbook_lib.datasets.loan_scm` (the model's one encoding, which
-:func:`causalbook_lib.datasets.sample_loan_data` samples).
+:func:`causalbook_lib.datasets.synthetic.loan_scm` (the model's one encoding, which
+:func:`causalbook_lib.datasets.synthetic.sample_loan_data` samples).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def loan_abduct(features, params: LoanSCMParameters | None = None) -> torch.Tens
 
     With additive noise every noise is the observed value minus its mechanism:
     ``U_Edu = Edu - b_EA A`` and ``U_Inc = Inc - (b_IA A + b_IE Edu + b_Iage Age)``;
-    ``U_Age = Age``. The mechanisms are those of :func:`causalbook_lib.datasets.loan_scm` (each
+    ``U_Age = Age``. The mechanisms are those of :func:`causalbook_lib.datasets.synthetic.loan_scm` (each
     variable's ``abduct``), the book's one encoding of the model.
 
     Args:
@@ -55,7 +55,7 @@ def loan_counterfactual(features, group, params: LoanSCMParameters | None = None
 
     1. Abduction: recover ``U`` (:func:`loan_abduct`). 2. Action: replace ``A`` by ``group``.
     3. Prediction: recompute ``Edu`` and ``Inc`` from their mechanisms with the same ``U``. This is
-    :meth:`causalbook_lib.scm.SCM.counterfactual` of :func:`causalbook_lib.datasets.loan_feature_scm`.
+    :meth:`causalbook_lib.scm.SCM.counterfactual` of :func:`causalbook_lib.datasets.synthetic.loan_feature_scm`.
 
     Args:
         features: (n, 4) as in :func:`loan_abduct`.

@@ -222,7 +222,7 @@ def binary_scm(parents: Mapping[str, tuple], tables: Mapping) -> "SCM":
     The table lookup is done on whole batches; each variable is a :func:`bernoulli` variable, so
     ``P(X_i = 1 | pa_i) = p_i(pa_i)`` holds exactly. The causal controller of
     :class:`causalbook_lib.causalgen.CausalController` and the face attributes of
-    :func:`causalbook_lib.datasets.sample_face_attributes` are such SCMs.
+    :func:`causalbook_lib.datasets.synthetic.sample_face_attributes` are such SCMs.
 
     Raises:
         ValueError: tables that do not match the variables, bad tables, or a cyclic graph.
