@@ -42,10 +42,24 @@ __all__ = [
 class DigitCNN(nn.Module):
     """A small CNN for 8x8 digits that returns class *probabilities* (softmax), like the paper's Table 1.
 
-    Layers: conv 3x3 (8 channels), ReLU, conv 3x3 (16), ReLU, 2x2 max-pool, dropout, linear (32),
-    ReLU, dropout, linear (``n_classes``), softmax. The architecture mirrors O'Shaughnessy et al.
-    (2020), App. E.1, Table 1, scaled down from 28x28 to 8x8 inputs. Inputs are flat rows of 64
-    pixels (or ``(batch, 1, 8, 8)`` images). Call :meth:`logits` for training.
+    Layers: conv 3x3 (8 channels), ReLU, conv 3x3 (16), 2x2 max-pool, dropout, flatten, ReLU,
+    linear (32), ReLU, dropout, linear (``n_classes``), softmax. The architecture mirrors
+    O'Shaughnessy et al. (2020), App. E.1, Table 1, scaled down from 28x28 to 8x8 inputs. Inputs are
+    flat rows of 64 pixels (or ``(batch, 1, 8, 8)`` images). Call :meth:`logits` for training.
+
+    Two choices keep Captum's DeepLIFT / DeepSHAP exact on this network (their attributions sum to
+    ``f(x) - f(baseline)``, tested in ``tests/unit/test_deepshap_completeness.py``):
+
+    * The second ReLU comes after the max-pool, dropout and flatten, not before the max-pool as in
+      Table 1. It is the same function (``max`` commutes with the increasing ReLU, and dropout scales
+      by a non-negative factor), and training is the same too. But Captum 0.9 mishandles a supported
+      nonlinearity that feeds another one directly (ReLU into max-pool): the upstream layer's rule
+      sees the plain gradient instead of the downstream layer's DeepLIFT multiplier (Captum issue
+      #1104), which breaks the summation property.
+    * The softmax is a layer, ``self.softmax = nn.Softmax(dim=-1)``, so that DeepLIFT applies its
+      softmax rule; a functional ``torch.softmax`` would be passed with its plain, saturated gradient.
+      Captum's softmax rule itself is only approximately complete, so explain :meth:`logits` (see
+      :meth:`logit_network`) when the sums matter.
     """
 
     def __init__(self, n_classes: int, dropout: float = 0.5):
@@ -53,18 +67,27 @@ class DigitCNN(nn.Module):
         self.n_classes = check_positive_int(n_classes, "n_classes", minimum=2)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
-        self.features = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 16, 3), nn.ReLU(),
-                                      nn.MaxPool2d(2), nn.Dropout(dropout), nn.Flatten(),
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 16, 3),
+                                      nn.MaxPool2d(2), nn.Dropout(dropout), nn.Flatten(), nn.ReLU(),
                                       nn.Linear(16 * 2 * 2, 32), nn.ReLU(), nn.Dropout(dropout),
                                       nn.Linear(32, n_classes))
+        self.softmax = nn.Softmax(dim=-1)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Unnormalised class scores, shape ``(batch, n_classes)``."""
         return self.features(x.reshape(-1, 1, 8, 8))
 
+    def logit_network(self) -> nn.Module:
+        """:meth:`logits` as a module of flat rows ``(batch, 64)``, for Captum's layer-wise explainers.
+
+        It shares this network's layers (no copy), so explaining it with ``DeepLiftShap`` gives
+        attributions that sum to the change of the logit (DeepLIFT's summation-to-delta).
+        """
+        return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), self.features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities, shape ``(batch, n_classes)``."""
-        return torch.softmax(self.logits(x), dim=-1)
+        return self.softmax(self.logits(x))
 
 
 def train_digit_classifier(x, y, n_classes: int, *, steps: int = 1500, batch_size: int = 64, lr: float = 3e-3,
