@@ -23,6 +23,7 @@ from . import (  # noqa: E402
     infoflow,
     interventions,
     irm,
+    l2x,
     models,
     plotting,
     recurrent,
@@ -37,6 +38,6 @@ from . import (  # noqa: E402
 
 __all__ = [
     "__version__", "attacks", "attribution", "causalgen", "claims", "datasets", "evaluation", "exercises", "experts", "explanations", "fairness", "feature_effects",
-    "gan", "generative", "graphs", "independence", "infoflow", "interventions", "irm", "models", "plotting", "recurrent",
+    "gan", "generative", "graphs", "independence", "infoflow", "interventions", "irm", "l2x", "models", "plotting", "recurrent",
     "regressors", "rim", "scm", "shapley", "utils", "vae", "verification",
 ]
