@@ -204,7 +204,7 @@ class ExplainerHistory:
 def train_explainer(vae: ExplanationVAE, classifier: nn.Module, x, *, lam: float, steps: int, batch_size: int = 64,
                     lr: float = 5e-4, n_alpha: int = 100, n_beta: int = 25,
                     pixel_weight: float = 1.0, generator: torch.Generator | None = None, log_every: int = 10,
-                    history: ExplainerHistory | None = None) -> ExplainerHistory:
+                    history: ExplainerHistory | None = None, estimator: str = "plugin") -> ExplainerHistory:
     """Maximise ``C(alpha, Y) + lam * D`` (objective (3) of O'Shaughnessy et al. 2020) with Adam.
 
     Each step draws a mini-batch for the ELBO term and ``n_alpha * n_beta`` prior latents for the
@@ -222,6 +222,9 @@ def train_explainer(vae: ExplanationVAE, classifier: nn.Module, x, *, lam: float
         steps: number of Adam steps; the paper uses 8000 with batch 64 and lr 5e-4.
         pixel_weight: weight of the squared error in ``-D`` (see :func:`negative_elbo`).
         history: pass a previous history to continue training (its step counter continues).
+        estimator: the estimate of ``C``: ``"plugin"`` (the paper's, biased upwards by about
+            :math:`1/N_\\beta`) or ``"bias_corrected"`` (``n_beta >= 2``; see
+            :func:`causalbook_lib.infoflow.bias_corrected_information_flow`).
 
     Returns:
         An :class:`ExplainerHistory`.
@@ -242,6 +245,7 @@ def train_explainer(vae: ExplanationVAE, classifier: nn.Module, x, *, lam: float
     batch_size = check_positive_int(batch_size, "batch_size")
     n_alpha = check_positive_int(n_alpha, "n_alpha")
     n_beta = check_positive_int(n_beta, "n_beta")
+    infoflow._estimator(estimator, n_beta)  # an unknown estimator, or n_beta = 1 with the corrected one
     gen = as_generator(generator)
     hist = history if history is not None else ExplainerHistory()
     first = hist.steps[-1] + 1 if hist.steps else 0
@@ -256,7 +260,7 @@ def train_explainer(vae: ExplanationVAE, classifier: nn.Module, x, *, lam: float
         data_loss, _ = negative_elbo(vae, x[idx], noise, pixel_weight)
         if vae.n_causal > 0:
             c = infoflow.information_flow_objective(vae.decoder, classifier, vae.n_causal, vae.n_noncausal,
-                                                    n_alpha, n_beta, generator=gen)
+                                                    n_alpha, n_beta, generator=gen, estimator=estimator)
         else:
             c = torch.zeros((), dtype=torch.float64)
         loss = -c + lam * data_loss.double() if vae.n_causal > 0 else data_loss

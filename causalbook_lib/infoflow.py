@@ -72,6 +72,7 @@ __all__ = [
     "quadrature_conditional_mutual_information",
     "quadrature_conditional_dependence",
     "bias_corrected_information_flow",
+    "FLOW_ESTIMATORS",
     "common_random_probabilities",
     "fit_linear_gaussian_explanation",
     "LinearGaussianDecoder",
@@ -262,7 +263,8 @@ def _sample_latents(n_latents: int, factors: list[int], given: list[int], n_give
 
 def latent_information_flow(decoder: Callable, classifier: Callable, n_latents: int, factors: Sequence[int],
                             n_alpha: int, n_beta: int, *, given: Sequence[int] = (), n_given: int = 1,
-                            generator: torch.Generator | None = None, differentiable: bool = False):
+                            generator: torch.Generator | None = None, differentiable: bool = False,
+                            estimator: str = "plugin"):
     """Information flow :math:`I(z_S \\to Y \\mid do(z_C)) = I(z_S; Y \\mid z_C)` from a subset of latents.
 
     All latents are independent :math:`\\mathcal{N}(0, 1)`. The factors ``S = factors`` are the
@@ -288,14 +290,17 @@ def latent_information_flow(decoder: Callable, classifier: Callable, n_latents: 
         n_given: draws of the imposed factors (ignored when ``given`` is empty).
         generator: ``torch.Generator`` for the latent draws (default: the global RNG).
         differentiable: return a torch scalar with gradients (else a Python float, under no_grad).
+        estimator: ``"plugin"`` (:func:`plugin_information_flow`, the paper's) or ``"bias_corrected"``
+            (:func:`bias_corrected_information_flow`, which needs ``n_beta >= 2``).
 
     Raises:
         ValueError: counts below 1, bad or overlapping index sets, latent sizes that do not match
-            the decoder, or classifier outputs that are not probabilities.
+            the decoder, classifier outputs that are not probabilities, or an unknown estimator.
     """
     n_latents = check_positive_int(n_latents, "n_latents")
     n_alpha = check_positive_int(n_alpha, "n_alpha")
     n_beta = check_positive_int(n_beta, "n_beta")
+    estimate = _estimator(estimator, n_beta)
     factors = _check_subset(factors, "factors", n_latents)
     given = _check_subset(given, "given", n_latents)
     if not factors:
@@ -309,10 +314,22 @@ def latent_information_flow(decoder: Callable, classifier: Callable, n_latents: 
     flat = z.reshape(-1, n_latents)
     if differentiable:
         p = _forward(decoder, classifier, flat, n_latents)
-        return plugin_information_flow(p.reshape(n_given, n_alpha, n_beta, -1))
+        return estimate(p.reshape(n_given, n_alpha, n_beta, -1))
     with torch.no_grad():
         p = _forward(decoder, classifier, flat, n_latents)
-        return float(plugin_information_flow(p.reshape(n_given, n_alpha, n_beta, -1)))
+        return float(estimate(p.reshape(n_given, n_alpha, n_beta, -1)))
+
+
+#: Estimators of the information flow from a table of probabilities.
+FLOW_ESTIMATORS = ("plugin", "bias_corrected")
+
+
+def _estimator(name: str, n_beta: int) -> Callable:
+    if name not in FLOW_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {FLOW_ESTIMATORS}, got {name!r}")
+    if name == "bias_corrected" and n_beta < 2:
+        raise ValueError(f"the bias-corrected estimator needs n_beta >= 2 (a variance), got {n_beta}")
+    return plugin_information_flow if name == "plugin" else bias_corrected_information_flow
 
 
 def _causal_args(n_causal, n_noncausal):
@@ -356,7 +373,7 @@ def information_flow(decoder: Callable, classifier: Callable, n_causal: int, n_n
 
 def information_flow_objective(decoder: Callable, classifier: Callable, n_causal: int, n_noncausal: int,
                                n_alpha: int, n_beta: int, *, factors: Sequence[int] | None = None,
-                               generator: torch.Generator | None = None) -> torch.Tensor:
+                               generator: torch.Generator | None = None, estimator: str = "plugin") -> torch.Tensor:
     """Differentiable :math:`\\hat I(\\alpha; Y)`: the causal term :math:`\\mathcal{C}` of objective (3).
 
     Same estimator and sampling as :func:`information_flow`, but the forward pass keeps the
@@ -371,6 +388,8 @@ def information_flow_objective(decoder: Callable, classifier: Callable, n_causal
         factors: optional subset of latent indices (into ``0 .. K+L-1``) whose flow is measured,
             the others treated as noise; default: the K causal factors. ``factors=[i]`` gives the
             flow of factor ``i`` alone.
+        estimator: ``"plugin"`` (the paper's) or ``"bias_corrected"`` (``n_beta >= 2``), as in
+            :func:`latent_information_flow`.
 
     Returns:
         A float64 scalar tensor in nats.
@@ -381,7 +400,7 @@ def information_flow_objective(decoder: Callable, classifier: Callable, n_causal
     k, l_ = _causal_args(n_causal, n_noncausal)
     chosen = list(range(k)) if factors is None else factors
     return latent_information_flow(decoder, classifier, k + l_, chosen, n_alpha, n_beta, generator=generator,
-                                   differentiable=True)
+                                   differentiable=True, estimator=estimator)
 
 
 def per_factor_information_flow(decoder: Callable, classifier: Callable, n_latents: int, n_alpha: int,

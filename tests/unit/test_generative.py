@@ -165,6 +165,10 @@ def test_train_explainer_increases_information_flow():
         E.train_explainer(vae, clf, x, lam=-1.0, steps=2)
     with pytest.raises(ValueError):
         E.train_explainer(vae, clf, x[:, :10], lam=0.1, steps=2)
+    with pytest.raises(ValueError, match="n_beta >= 2"):
+        E.train_explainer(vae, clf, x, lam=0.1, steps=2, n_beta=1, estimator="bias_corrected")
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        E.train_explainer(vae, clf, x, lam=0.1, steps=2, estimator="jackknife")
 
 
 def test_resampled_factor_accuracy_brute_force():

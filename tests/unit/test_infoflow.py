@@ -132,6 +132,27 @@ def test_objective_is_differentiable_and_matches_float_version():
     assert dec.W.grad is not None and dec.W.grad[0, 0] > 0
 
 
+def test_bias_corrected_objective_is_the_corrected_estimate_of_the_same_table():
+    dec, clf = _probit_setup([0.6, 0.6], [0.6, -0.6])
+    obj = inf.information_flow_objective(dec, clf, 1, 1, 300, 3, generator=_gen(8), estimator="bias_corrected")
+    assert obj.requires_grad
+    # the same draws, through the table: alpha shared along the beta axis, beta fresh
+    g = _gen(8)
+    z = torch.cat([torch.randn(1, 300, 1, 1, generator=g, dtype=torch.float64).expand(1, 300, 3, 1),
+                   torch.randn(1, 300, 3, 1, generator=g, dtype=torch.float64)], -1).reshape(-1, 2)
+    dec2, _ = _probit_setup([0.6, 0.6], [0.6, -0.6])  # a fresh decoder replays the same noise stream
+    with torch.no_grad():
+        p = clf(dec2(z)).reshape(300, 3, -1)
+    assert obj.item() == pytest.approx(float(inf.bias_corrected_information_flow(p)), abs=1e-12)
+    assert obj.item() < float(inf.plugin_information_flow(p))  # the correction is subtracted
+    obj.backward()
+    assert dec.W.grad is not None and torch.isfinite(dec.W.grad).all()
+    with pytest.raises(ValueError, match="n_beta >= 2"):
+        inf.information_flow_objective(dec, clf, 1, 1, 10, 1, estimator="bias_corrected")
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        inf.information_flow_objective(dec, clf, 1, 1, 10, 2, estimator="jackknife")
+
+
 def test_classifier_eval_mode_used_and_restored():
     seen = []
 
