@@ -16,16 +16,21 @@ Three kinds of attribution of an output function ``f`` (a callable mapping a ten
 * :class:`CausalACE`: the local ACE as a Captum ``Attribution``
   (``CausalACE(forward_func).attribute(inputs, target=c, data=X)``), for one's own PyTorch models
   and for Captum's metrics and visualisation, and the global ACE curves of every feature
-  (``CausalACE(forward_func).global_ace(target=c, data=X)``).
+  (``CausalACE(forward_func).global_ace(target=c, data=X)``);
+* :func:`ablate_channels`: the outputs of a network when subsets of the channels of one of its
+  layers are switched off, an exact intervention on the network's own SCM whose variables are
+  that layer's channels (Narendra et al., 2018; :doc:`chapter 17 </notebooks/17-robustness-fairness>`).
 
 The classifiers that Part II explains are built and trained by :mod:`causalbook_lib.models`.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,7 +43,7 @@ with warnings.catch_warnings():
 from .utils import as_float_tensor, check_finite, check_positive_int
 
 __all__ = ["check_output_function", "gradients", "integrated_gradients", "IG_METHODS", "AceMap",
-           "uniform_doer_average", "ace_map", "local_ace", "CausalACE"]
+           "uniform_doer_average", "ace_map", "local_ace", "CausalACE", "ablate_channels"]
 
 #: Quadrature rules Captum offers for the IG path integral.
 IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
@@ -422,3 +427,118 @@ class CausalACE(Attribution):
         low, high = _range_from_data(low, high, data)
         return ace_map(_target_output(self.forward_func, target), low, high, num=num, data=data, mean=mean, cov=cov,
                        method=method, output_range=output_range, chunk_size=chunk_size)
+
+
+def _row_targets(target, n: int):
+    """``target`` as None, an int, or an (n,) long tensor of per-row output indices."""
+    if target is None or (isinstance(target, (int, np.integer)) and not isinstance(target, bool)):
+        return target
+    if isinstance(target, torch.Tensor) and target.dim() == 0 and not target.is_floating_point():
+        return int(target)
+    if isinstance(target, (list, tuple, torch.Tensor)):
+        t = torch.as_tensor(target)
+        if t.dim() == 1 and t.shape[0] == n and not t.is_floating_point() and t.dtype != torch.bool:
+            return t.long()
+        raise ValueError(f"target must be an int, None, or one integer index per input row ({n}), got shape "
+                         f"{tuple(t.shape)} and dtype {t.dtype}")
+    raise ValueError(f"target must be an int, None, or a list/tensor of per-row indices, got {type(target).__name__}")
+
+
+def ablate_channels(forward_func: Callable, layer: nn.Module, inputs: torch.Tensor, off, *, target=None,
+                    baseline: float = 0.0, chunk_size: int | None = None) -> torch.Tensor:
+    """Outputs of ``forward_func`` with subsets of the channels of ``layer``'s output switched off.
+
+    Read the network as an SCM whose variables are the channels :math:`h_1(x), \\dots, h_C(x)` of
+    ``layer``'s output (dimension 1, as in ``(n, C, H, W)`` or ``(n, C)``), with the input ``x`` as
+    the exogenous noise and the rest of the network as the mechanism :math:`y = g(h)`. For every
+    subset :math:`S` (a row of ``off``) and input row :math:`x`, this returns the exact
+    intervention
+
+    .. math:: y_S(x) = g\\big(h(x);\\ do(h_c = b \\text{ for } c \\in S)\\big),
+
+    with ``b = baseline`` at every position of the channel. With ``x`` known, abduction is trivial,
+    so :math:`y_S(x)` answers the counterfactual "what would the output have been for this input had
+    the filters in S been switched off?" (Narendra et al., 2018: a filter's counterfactual importance).
+    Captum's ``LayerFeatureAblation`` switches off the groups of one partition of the channels, one
+    group at a time; here the subsets may overlap (top-k, bottom-k, random k-subsets) and are all
+    run in one batch of ``len(off) * n`` rows, ``chunk_size`` rows per call. The
+    :doc:`chapter </notebooks/17-robustness-fairness>` ranks filters with Captum and validates the
+    ranking with this function; ``tests/unit/test_channel_ablation.py`` checks the two agree.
+
+    Args:
+        forward_func: the network, mapping inputs ``(n, ...)`` to outputs ``(n,)`` or ``(n, k)``;
+            it must call ``layer`` once per forward pass.
+        layer: an ``nn.Module`` inside ``forward_func`` whose output has the channels on dimension 1.
+        inputs: floating tensor ``(n, ...)``.
+        off: boolean (or 0/1) tensor ``(m, C)``, or ``(C,)`` for one subset: entry ``[s, c]`` says
+            whether channel ``c`` is switched off in intervention ``s``. A row of zeros gives the
+            unchanged output.
+        target: output index (int), one index per input row (``(n,)``), or ``None`` to keep the
+            whole output, as in Captum.
+        baseline: the value an intervened channel is set to (default 0, "switched off").
+        chunk_size: at most this many rows per call of ``forward_func`` (default: all at once).
+
+    Returns:
+        tensor ``(m, n)`` when ``target`` is given or the output has one value per row, else
+        ``(m, n, k)``; in the dtype and on the device of ``forward_func``'s output (``(n, ...)``
+        without the leading axis when ``off`` is 1-D).
+
+    Raises:
+        ValueError: a non-callable ``forward_func``, a ``layer`` that is not a module or that
+            ``forward_func`` never calls, non-finite or non-floating ``inputs``, an ``off`` that is
+            not 0/1 or whose width differs from the layer's number of channels, a bad ``target``,
+            a non-finite ``baseline`` or a non-positive ``chunk_size``.
+    """
+    if not callable(forward_func):
+        raise ValueError(f"forward_func must be callable, got {type(forward_func).__name__}")
+    if not isinstance(layer, nn.Module):
+        raise ValueError(f"layer must be an nn.Module inside forward_func, got {type(layer).__name__}")
+    if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point() or inputs.dim() < 1:
+        raise ValueError("inputs must be a floating tensor of shape (n, ...), got "
+                         f"{getattr(inputs, 'dtype', type(inputs).__name__)}")
+    check_finite(inputs, "inputs")
+    off_t = torch.as_tensor(off, device=inputs.device)
+    single = off_t.dim() == 1
+    off_t = off_t[None] if single else off_t
+    if off_t.dim() != 2 or off_t.shape[0] == 0 or off_t.shape[1] == 0:
+        raise ValueError(f"off must have shape (m, C) or (C,) with m, C >= 1, got {tuple(torch.as_tensor(off).shape)}")
+    if not bool(((off_t == 0) | (off_t == 1)).all()):
+        raise ValueError("off must hold booleans or 0/1 values (1 = channel switched off), got other values")
+    off_t = off_t.bool()
+    if not (isinstance(baseline, (int, float)) and math.isfinite(baseline)):
+        raise ValueError(f"baseline must be a finite number, got {baseline!r}")
+    n, (m, n_channels) = inputs.shape[0], off_t.shape
+    tgt = _row_targets(target, n)
+    total = m * n
+    chunk = total if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    state = {"keep": None, "calls": 0}
+
+    def hook(module, args, out):
+        if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[1] != n_channels:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"off has {n_channels} columns, one per channel, but the layer's output has shape "
+                             f"{got}; expected channels on dimension 1")
+        state["calls"] += 1
+        keep = state["keep"].to(out.device).reshape(out.shape[:2] + (1,) * (out.dim() - 2))
+        return torch.where(keep, out, torch.as_tensor(baseline, dtype=out.dtype, device=out.device))
+
+    handle = layer.register_forward_hook(hook)
+    outs = []
+    try:
+        with torch.no_grad():
+            for start in range(0, total, chunk):
+                rows = torch.arange(start, min(start + chunk, total), device=inputs.device)
+                subset, row = rows // n, rows % n
+                state["keep"] = ~off_t[subset]
+                out = forward_func(inputs[row])
+                if state["calls"] == 0:
+                    raise ValueError("forward_func never called layer: pass a module that the network uses")
+                if isinstance(tgt, torch.Tensor):
+                    out = out.gather(1, tgt.to(out.device)[row][:, None])[:, 0]
+                elif tgt is not None:
+                    out = out[:, tgt]
+                outs.append(out)
+    finally:
+        handle.remove()
+    result = torch.cat(outs).reshape(m, n, *outs[0].shape[1:])
+    return result[0] if single else result

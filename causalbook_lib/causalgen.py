@@ -14,11 +14,17 @@ and a mixture of competing generators (Part V, :doc:`chapter 16 </notebooks/16-c
 * :class:`CompetitiveMixture` and :func:`train_competitive_mixture` implement the competitive
   training of K independent VAEs in the spirit of Locatello et al.: every training point is given
   to the generator that explains it best, so the generators split the data into modes.
+* :func:`decode_attribute_grid` and :func:`minimal_attribute_edits` explain a classifier by
+  counterfactual images in the spirit of Liu et al. (2019): every row is drawn under every binary
+  attribute vector, and the smallest change of the attributes that moves the classifier's decision
+  to a target class is the explanation. The same search runs on a generator's images and on a true
+  renderer's, which is how the chapter measures the generator's fidelity.
 """
 from __future__ import annotations
 
 import itertools
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
@@ -34,6 +40,10 @@ __all__ = [
     "CompetitiveMixture",
     "train_competitive_mixture",
     "cluster_purity",
+    "binary_states",
+    "decode_attribute_grid",
+    "AttributeEdits",
+    "minimal_attribute_edits",
 ]
 
 
@@ -324,3 +334,164 @@ def cluster_purity(assignment, labels) -> float:
 
     table = contingency_matrix(y, a)  # (labels, clusters); any integer ids, negative ones included
     return float(table.max(axis=0).sum() / len(a))
+
+
+
+# --------------------------------------------------------------------------------------------
+# Counterfactual explanations from a conditional generator
+# --------------------------------------------------------------------------------------------
+def binary_states(d: int, *, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    """All ``2 ** d`` binary attribute vectors, shape ``(2 ** d, d)``.
+
+    Row ``k`` spells ``k`` in binary with the first attribute as the most significant bit, the order
+    of :meth:`CausalController.joint` and of ``itertools.product((0, 1), repeat=d)``.
+
+    Raises:
+        ValueError: ``d`` is not an integer between 1 and 20.
+    """
+    d = check_positive_int(d, "d")
+    if d > 20:
+        raise ValueError(f"d must be at most 20 (2 ** d candidate vectors), got {d}")
+    k = torch.arange(2 ** d, device=device)
+    bits = torch.arange(d - 1, -1, -1, device=device)
+    return ((k[:, None] >> bits) & 1).to(dtype)
+
+
+def decode_attribute_grid(decode: Callable, latents: torch.Tensor, n_attributes: int, *,
+                          chunk_size: int | None = None) -> torch.Tensor:
+    """Images of every row under every binary attribute vector: ``decode(z_i, c_s)`` for all ``i, s``.
+
+    With a conditional generator ``decode(z, c)`` and latents ``z_i`` abducted from the factual
+    images (for a conditional VAE, the encoder's mean of ``q(z | x_i, a_i)``), row ``i`` of the
+    result is the generator's answer to "what would image ``i`` look like had its attributes been
+    ``c_s``?", for each ``c_s`` of :func:`binary_states`. All ``2 ** d * n`` pairs go through
+    ``decode`` in batches of ``chunk_size`` rows. :doc:`Chapter 16 </notebooks/16-causal-generation>`.
+
+    Args:
+        decode: maps latents ``(N, l)`` and attributes ``(N, d)`` to images ``(N, ...)``.
+        latents: ``(n, l)`` tensor; the attributes are made in its dtype and on its device.
+        n_attributes: ``d``, the number of binary attributes.
+        chunk_size: at most this many rows per call of ``decode`` (default: all at once).
+
+    Returns:
+        tensor ``(2 ** d, n, ...)`` of images, without gradients.
+
+    Raises:
+        ValueError: ``latents`` is not a floating ``(n, l)`` tensor, or a bad ``n_attributes`` or
+            ``chunk_size``.
+    """
+    if not callable(decode):
+        raise ValueError(f"decode must be callable, got {type(decode).__name__}")
+    if not isinstance(latents, torch.Tensor) or not latents.is_floating_point() or latents.dim() != 2:
+        raise ValueError(f"latents must be a floating tensor of shape (n, l), got {getattr(latents, 'shape', type(latents))}")
+    states = binary_states(n_attributes, dtype=latents.dtype, device=latents.device)
+    n, total = latents.shape[0], states.shape[0] * latents.shape[0]
+    chunk = total if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    outs = []
+    with torch.no_grad():
+        for start in range(0, total, chunk):
+            rows = torch.arange(start, min(start + chunk, total), device=latents.device)
+            outs.append(decode(latents[rows % n], states[rows // n]))
+    out = torch.cat(outs)
+    return out.reshape(states.shape[0], n, *out.shape[1:])
+
+
+@dataclass
+class AttributeEdits:
+    """Result of :func:`minimal_attribute_edits` for ``n`` rows and ``d`` attributes (``S = 2 ** d``).
+
+    Attributes:
+        attributes: ``(n, d)`` the counterfactual attribute vector of each row (its factual vector
+            where no candidate reaches the target).
+        index: ``(n,)`` long, the row of :func:`binary_states` that holds it.
+        found: ``(n,)`` bool, whether some candidate reaches the target.
+        distance: ``(n,)`` long, Hamming distance of the chosen vector from the factual one (-1
+            where none is found).
+        images: ``(n, ...)`` the candidate image of the chosen vector (of the factual vector where
+            none is found).
+        scores: ``(S, n)`` the classifier's output for the target class on every candidate.
+        decided: ``(S, n)`` bool, whether the classifier assigns each candidate to the target.
+    """
+
+    attributes: torch.Tensor
+    index: torch.Tensor
+    found: torch.Tensor
+    distance: torch.Tensor
+    images: torch.Tensor
+    scores: torch.Tensor
+    decided: torch.Tensor
+
+
+def minimal_attribute_edits(forward_func: Callable, candidates: torch.Tensor, attributes, target: int, *,
+                            chunk_size: int | None = None) -> AttributeEdits:
+    """The smallest change of binary attributes that moves a classifier's decision to ``target``.
+
+    ``candidates[s, i]`` is image ``i`` drawn with the attribute vector ``c_s`` of
+    :func:`binary_states` (by a generator, :func:`decode_attribute_grid`, or by a true renderer with
+    the row's own noise). With ``a_i`` the factual attributes of row ``i`` and ``f`` the classifier,
+    the explanation is
+
+    .. math:: c'_i = \\arg\\min \\big\\{ \\|c_s - a_i\\|_0 \\;:\\; \\arg\\max_k f_k(x_i(c_s)) = \\text{target} \\big\\},
+
+    ties broken by the larger score :math:`f_{\\text{target}}`, then by the smaller index ``s``: the
+    exhaustive, discrete version of the attribute search of Liu et al. (2019), "what would this
+    image look like had the classifier said ``target``?". Running it on the generator's and on the
+    true renderer's candidates gives the generated explanation and its ground truth.
+    :doc:`Chapter 16 </notebooks/16-causal-generation>`.
+
+    Args:
+        forward_func: the classifier, mapping images ``(N, ...)`` to scores ``(N, k)``
+            (probabilities or logits); its decision is the arg max.
+        candidates: ``(2 ** d, n, ...)`` images.
+        attributes: ``(n, d)`` factual binary attributes.
+        target: the class index the counterfactual must reach.
+        chunk_size: at most this many images per call of ``forward_func`` (default: all at once).
+
+    Returns:
+        an :class:`AttributeEdits`; attribute vectors in the dtype of ``candidates``.
+
+    Raises:
+        ValueError: ``candidates`` whose first axis is not ``2 ** d`` or whose second is not the
+            number of rows, non-binary ``attributes``, a ``target`` outside the classifier's
+            outputs, a classifier that does not return ``(N, k)`` scores, or a bad ``chunk_size``.
+    """
+    if not callable(forward_func):
+        raise ValueError(f"forward_func must be callable, got {type(forward_func).__name__}")
+    if not isinstance(candidates, torch.Tensor) or not candidates.is_floating_point() or candidates.dim() < 3:
+        raise ValueError("candidates must be a floating tensor of shape (2 ** d, n, ...), got "
+                         f"{getattr(candidates, 'shape', type(candidates))}")
+    a = torch.as_tensor(attributes, device=candidates.device)
+    if a.dim() != 2:
+        raise ValueError(f"attributes must have shape (n, d), got {tuple(a.shape)}")
+    a = check_binary(a.to(candidates.dtype), "attributes")
+    n, d = a.shape
+    if tuple(candidates.shape[:2]) != (2 ** d, n):
+        raise ValueError(f"candidates must have shape (2 ** d, n, ...) = ({2 ** d}, {n}, ...) for {n} rows of {d} "
+                         f"attributes, got {tuple(candidates.shape)}")
+    if not isinstance(target, (int, np.integer)) or isinstance(target, bool) or target < 0:
+        raise ValueError(f"target must be a non-negative class index, got {target!r}")
+    flat = candidates.reshape(2 ** d * n, *candidates.shape[2:])
+    chunk = flat.shape[0] if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    outs = []
+    with torch.no_grad():
+        for start in range(0, flat.shape[0], chunk):
+            out = forward_func(flat[start:start + chunk])
+            if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] <= target:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(f"forward_func must return scores (N, k) with k > target = {target}, got {got}")
+            outs.append(out)
+    out = torch.cat(outs)
+    decided = (out.argmax(1) == target).reshape(2 ** d, n)
+    scores = out[:, target].reshape(2 ** d, n)
+    states = binary_states(d, dtype=candidates.dtype, device=candidates.device)
+    hamming = (states[:, None, :] != a[None]).sum(-1)                                   # (S, n)
+    big = d + 1
+    shortest = torch.where(decided, hamming, torch.full_like(hamming, big)).min(0).values
+    found = shortest < big
+    eligible = decided & (hamming == shortest)
+    best = torch.where(eligible, scores, torch.full_like(scores, -torch.inf)).argmax(0)  # first of the ties
+    factual = (states[:, None, :] == a[None]).all(-1).long().argmax(0)
+    best = torch.where(found, best, factual)
+    rows = torch.arange(n, device=candidates.device)
+    return AttributeEdits(attributes=states[best], index=best, found=found, distance=torch.where(found, shortest, -1),
+                          images=candidates[best, rows], scores=scores, decided=decided)

@@ -98,6 +98,10 @@ def train_digit_classifier(x, y, n_classes: int, *, steps: int = 1500, batch_siz
     parameters have ``requires_grad=False`` and dropout is off, so every later call is deterministic
     (O'Shaughnessy et al.'s code leaves dropout on while explaining).
 
+    ``generator`` draws the mini-batches (and the dropout masks follow torch's global stream); the
+    initial weights are the caller's, as in :func:`causalbook_lib.models.train_mlp_classifier`:
+    build under :func:`causalbook_lib.utils.seeded_init` for a model that one seed fixes.
+
     Args:
         x: images ``(n, 64)`` in [0, 1]; y: labels ``(n,)`` in ``0 .. n_classes - 1``.
 
