@@ -208,8 +208,8 @@ def fit_invariant_classifiers(envs, *, methods=("erm", "irm"), seeds=(0, 1, 2), 
     model_seeds = [s for _ in methods for s in seeds]
     model = StackedMLP(len(model_methods), envs[0][0].shape[1], check_positive_int(hidden, "hidden"), 1,
                        seeds=model_seeds, dtype=envs[0][0].dtype)
-    is_irm = torch.tensor([m == "irm" for m in model_methods])
-    is_minmax = torch.tensor([m == "minmax" for m in model_methods])
+    is_irm = torch.tensor([m == "irm" for m in model_methods], device=envs[0][0].device)
+    is_minmax = torch.tensor([m == "minmax" for m in model_methods], device=envs[0][0].device)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     risks_hist = torch.zeros((steps, len(model_methods), len(envs)), dtype=torch.float64, device=envs[0][0].device)
     pen_hist = torch.zeros_like(risks_hist)
