@@ -33,3 +33,13 @@ def device(request) -> torch.device:
     finally:
         if name != "cpu":
             torch.set_default_device(None)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): its
+    networks are tiny, so one thread is faster than two and does not fight other processes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,13 +13,7 @@ def _gaussian_data(n=2000, seed=0, dtype=torch.float32):
     return x, c
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # the networks are tiny: one thread is faster than two and does not fight other processes
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,7 @@ N_FEATURES = 20
 RELEVANT = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # the networks are tiny: one thread is faster than two and does not fight other processes
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.py
 
 
 def _argmax_rule(v):
