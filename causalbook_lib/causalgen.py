@@ -22,7 +22,6 @@ and a mixture of competing generators (Part V, :doc:`chapter 16 </notebooks/16-c
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -190,7 +189,7 @@ class CausalController:
         """
         do = self._check_assignment(do, "do")
         d = len(self.names)
-        states = torch.tensor(list(itertools.product((0, 1), repeat=d)), dtype=torch.float64)
+        states = binary_states(d)
         prob = torch.ones(len(states), dtype=torch.float64)
         for j, name in enumerate(self.names):
             if name in do:
