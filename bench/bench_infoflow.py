@@ -45,7 +45,7 @@ def build_models(seed: int = 0, steps: int = 300):
     ``cb.explanations.train_digit_classifier`` (frozen, eval mode).
     """
     torch.manual_seed(seed)
-    data = cb.datasets.load_digits_split(classes=[3, 8], seed=seed)
+    data = cb.datasets.load_digits_split(classes=[3, 8], generator=seed)
     x, y = data.x_train, data.y_train
     decoder = cb.explanations.ExplanationVAE(K, L).decoder
     xc = x - x.mean(0)

@@ -36,7 +36,7 @@ def prepared_copy(model, m64):
         R._float64_copy = original
 
 
-def per_sequence_algorithm2(m64, data, *, t_hat, feature, alphas, t, output=0):
+def per_sequence_algorithm2(m64, data, *, t_hat, feature, alphas, t, target=0):
     """Algorithm 2 with Python loops over alphas and sequences (the reference for the benchmark).
 
     ``m64`` is a float64 eval-mode copy of the model, made by the caller outside the timed region.
@@ -46,7 +46,7 @@ def per_sequence_algorithm2(m64, data, *, t_hat, feature, alphas, t, output=0):
     L = t + 1
 
     def f_prime(w):
-        return m64(w.reshape(w.shape[0], L, k))[0][:, -1, output]
+        return m64(w.reshape(w.shape[0], L, k))[0][:, -1, target]
 
     out = []
     for a in alphas.tolist():

@@ -223,7 +223,7 @@ def minimal_perturbation(forward_func: Callable, x, y, *, norm: str = "l2", eps_
 
 @torch.no_grad()
 def line_search_attack(forward_func: Callable, x, y, candidates, candidate_labels, *, nearest: int = 20, grid: int = 32,
-                       chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+                       chunk_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """A decision-based attack: walk in a straight line from ``x`` towards images of other classes.
 
     For every pair (test image, one of its ``nearest`` closest candidates of another class) the points ``x + t (c - x)``,
@@ -234,7 +234,7 @@ def line_search_attack(forward_func: Callable, x, y, candidates, candidate_label
     Args:
         x: (n, d) images; y: (n,) labels; candidates: (m, d) images; candidate_labels: (m,).
         nearest: lines per test image (its closest candidates from other classes, in L2).
-        grid: number of steps on the line; chunk: test images handled at once (memory bound).
+        grid: number of steps on the line; chunk_size: test images handled at once (memory bound).
     Returns:
         ``(sizes, examples)``: (n,) L2 norms (``inf`` if no candidate line flips the decision)
         and (n, d) the closest adversarial images found.
@@ -245,7 +245,7 @@ def line_search_attack(forward_func: Callable, x, y, candidates, candidate_label
     cand, cy = check_features_labels(candidates, candidate_labels, x.shape[1])
     grid = check_positive_int(grid, "grid")
     nearest = min(check_positive_int(nearest, "nearest"), len(cand))
-    chunk = check_positive_int(chunk, "chunk")
+    chunk = check_positive_int(chunk_size, "chunk_size")
     x, cand = x.to(torch.float64), cand.to(torch.float64)
     ts = torch.arange(1, grid + 1, dtype=torch.float64) / grid
     sizes = torch.full((len(x),), float("inf"), dtype=torch.float64)

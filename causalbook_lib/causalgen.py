@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .scm import SCM, binary_scm, parent_configuration_index, probability_table
-from .utils import check_binary, check_positive_int
+from .utils import as_generator, check_binary, check_positive_int
 from .vae import ConditionalVAE
 
 __all__ = [
@@ -157,9 +157,10 @@ class CausalController:
         """
         return binary_scm(self.parents, self.probs)
 
-    def sample(self, n: int, generator: torch.Generator | None = None,
-               do: Mapping[str, int] | None = None) -> torch.Tensor:
+    def sample(self, n: int, generator=None, do: Mapping[str, int] | None = None) -> torch.Tensor:
         """Draw ``n`` attribute vectors by ancestral sampling of :meth:`to_scm`, optionally under ``do(...)``.
+
+        ``generator`` is ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`).
 
         Returns:
             (n, d) float64 tensor of 0/1 values, columns in ``names`` order.
@@ -170,7 +171,7 @@ class CausalController:
         n = check_positive_int(n, "n")
         do = self._check_assignment(do, "do")
         model = self.scm.do(do) if do else self.scm
-        values = model.sample(n, generator)
+        values = model.sample(n, as_generator(generator))
         return torch.stack([values[name].to(torch.float64).expand(n) for name in self.names], dim=1)
 
     def _parent_index(self, x: torch.Tensor, name: str) -> torch.Tensor:
@@ -218,21 +219,24 @@ class CausalController:
             raise ValueError(f"the event {given} has probability zero; cannot condition on it")
         return (prob[mask, None] * states[mask]).sum(0) / total
 
-    def sample_conditional(self, n: int, given: Mapping[str, int], generator: torch.Generator | None = None,
+    def sample_conditional(self, n: int, given: Mapping[str, int], generator=None,
                            do: Mapping[str, int] | None = None) -> torch.Tensor:
         """Draw ``n`` attribute vectors from ``P(X | given; do)`` (exact, from the enumerated joint).
+
+        ``generator`` is ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`).
 
         Raises:
             ValueError: bad arguments, or ``given`` has probability zero.
         """
         n = check_positive_int(n, "n")
+        gen = as_generator(generator)
         states, prob = self.joint(do)
         given = self._check_assignment(given, "given")
         for k, v in given.items():
             prob = prob * (states[:, self.names.index(k)] == v).to(torch.float64)
         if float(prob.sum()) <= 0:
             raise ValueError(f"the event {given} has probability zero; cannot condition on it")
-        idx = torch.multinomial(prob / prob.sum(), n, replacement=True, generator=generator)
+        idx = torch.multinomial(prob / prob.sum(), n, replacement=True, generator=gen)
         return states[idx]
 
 
@@ -263,22 +267,29 @@ class CompetitiveMixture(nn.Module):
         self.k = check_positive_int(k, "k", minimum=2)
         self.experts = nn.ModuleList(ConditionalVAE(x_dim, 0, latent_dim, hidden, likelihood=likelihood) for _ in range(self.k))
 
-    def elbos(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """ELBO of every expert on every point: shape (n, k)."""
-        return torch.stack([e.elbo(x, generator=generator) for e in self.experts], dim=1)
+    def elbos(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        """ELBO of every expert on every point: shape (n, k); ``generator`` draws the noise
+        (``None``, an int seed or a ``torch.Generator``, :func:`causalbook_lib.utils.as_generator`)."""
+        gen = as_generator(generator, device=x.device)
+        return torch.stack([e.elbo(x, generator=gen) for e in self.experts], dim=1)
 
     @torch.no_grad()
-    def assign(self, x: torch.Tensor, n_samples: int = 8, generator: torch.Generator | None = None) -> torch.Tensor:
+    def assign(self, x: torch.Tensor, n_samples: int = 8, generator=None) -> torch.Tensor:
         """Hard assignment ``argmax_j`` of the ELBO averaged over ``n_samples`` draws: shape (n,) long."""
         n_samples = check_positive_int(n_samples, "n_samples")
         x = torch.as_tensor(x, dtype=torch.float32)
-        return torch.stack([self.elbos(x, generator) for _ in range(n_samples)]).mean(0).argmax(1)
+        gen = as_generator(generator, device=x.device)
+        return torch.stack([self.elbos(x, gen) for _ in range(n_samples)]).mean(0).argmax(1)
 
 
 def train_competitive_mixture(mixture: CompetitiveMixture, x: torch.Tensor, *, epochs: int = 60,
                               warmup_epochs: int = 5, batch_size: int = 128, lr: float = 3e-3,
-                              generator: torch.Generator | None = None) -> torch.Tensor:
+                              generator=None) -> torch.Tensor:
     """Competitive training: each point trains only the expert with the highest ELBO on it.
+
+    ``generator`` (``None``, an int seed or a ``torch.Generator``, :func:`causalbook_lib.utils.as_generator`)
+    draws the warm-up shares, the batch order and the ELBO noise; the experts' initialisation is the
+    mixture's, made by the caller (:func:`causalbook_lib.utils.seeded_init`).
 
     During ``warmup_epochs`` each expert sees a fixed random share (1/K) of the data, which gives
     the experts different starting points; then the competition starts. Returns the fraction of the
@@ -296,15 +307,16 @@ def train_competitive_mixture(mixture: CompetitiveMixture, x: torch.Tensor, *, e
     x_dim = mixture.experts[0].x_dim
     if x.dim() != 2 or x.shape[1] != x_dim:
         raise ValueError(f"x must have shape (n, {x_dim}), got {tuple(x.shape)}")
+    gen = as_generator(generator, device=x.device)
     opt = torch.optim.Adam(mixture.parameters(), lr=lr)
-    random_owner = torch.randint(0, mixture.k, (x.shape[0],), generator=generator)
+    random_owner = torch.randint(0, mixture.k, (x.shape[0],), generator=gen, device=x.device)
     shares = []
     for epoch in range(epochs):
-        perm = torch.randperm(x.shape[0], generator=generator)
-        won = torch.zeros(mixture.k)
+        perm = torch.randperm(x.shape[0], generator=gen, device=x.device)
+        won = torch.zeros(mixture.k, device=x.device)
         for start in range(0, x.shape[0], batch_size):
             idx = perm[start:start + batch_size]
-            e = mixture.elbos(x[idx], generator)
+            e = mixture.elbos(x[idx], gen)
             owner = random_owner[idx] if epoch < warmup_epochs else e.detach().argmax(1)
             won += torch.bincount(owner, minlength=mixture.k).float()
             loss = -e.gather(1, owner[:, None]).mean()

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .models import StackedMLP
-from .utils import check_finite, check_number, check_positive_int
+from .utils import check_finite, check_number, check_positive_int, seed_from
 
 __all__ = [
     "ExpertsFit",
@@ -83,7 +83,7 @@ def _discriminator_step(disc, opt, real, fake) -> None:
 def train_competing_experts(transformed: torch.Tensor, clean: torch.Tensor, *, n_experts: int = 5,
                             hidden: int = 64, steps: int = 600, lr: float = 1e-2, discriminator_lr: float = 1e-3,
                             discriminator_steps: int = 200, init_noise: float = 1e-3,
-                            seed: int = 0) -> ExpertsFit:
+                            generator=0) -> ExpertsFit:
     """Train competing experts that undo unknown transformations of 8x8 digits (Parascandolo et al., 2018).
 
     Each expert is a 3x3 convolution with a bias, :math:`E_j(x) = k_j * x + b_j` (zero padding),
@@ -109,7 +109,9 @@ def train_competing_experts(transformed: torch.Tensor, clean: torch.Tensor, *, n
         lr, discriminator_lr: learning rates of the experts and of D.
         discriminator_steps: steps that train D alone before the competition starts.
         init_noise: :math:`\\epsilon` >= 0, the size of the random perturbation of the identity.
-        seed: seed of every initialisation.
+        generator: every initialisation: ``None``, an int seed or a ``torch.Generator``
+            (:func:`causalbook_lib.utils.as_generator`; an int ``s`` draws the kernels' noise from a
+            stream seeded with ``s`` and seeds the discriminator with ``s + 1``).
 
     Returns:
         an :class:`ExpertsFit`.
@@ -126,14 +128,15 @@ def train_competing_experts(transformed: torch.Tensor, clean: torch.Tensor, *, n
     lr = check_number(lr, "lr", positive=True)
     discriminator_lr = check_number(discriminator_lr, "discriminator_lr", positive=True)
     init_noise = check_number(init_noise, "init_noise", nonnegative=True)
-    seed = check_positive_int(seed, "seed", minimum=0)
+    seed = seed_from(generator)
     g = torch.Generator().manual_seed(seed)
-    identity = torch.zeros(n_experts, 3, 3, dtype=xt.dtype)
+    identity = torch.zeros(n_experts, 3, 3, dtype=xt.dtype, device=xt.device)
     identity[:, 1, 1] = 1.0
-    kernels = (identity + init_noise * torch.randn(n_experts, 3, 3, generator=g, dtype=torch.float64).to(xt.dtype))
+    noise = torch.randn(n_experts, 3, 3, generator=g, dtype=torch.float64).to(xt.dtype)  # the same draws on every device
+    kernels = (identity + init_noise * noise.to(xt.device))
     kernels.requires_grad_(True)
-    biases = torch.zeros(n_experts, dtype=xt.dtype, requires_grad=True)
-    disc = StackedMLP(1, 64, hidden, 1, n_hidden_layers=1, seeds=[seed + 1], dtype=xt.dtype)
+    biases = torch.zeros(n_experts, dtype=xt.dtype, device=xt.device, requires_grad=True)
+    disc = StackedMLP(1, 64, hidden, 1, n_hidden_layers=1, seeds=[seed + 1], dtype=xt.dtype).to(xt.device)
     opt_d = torch.optim.Adam(disc.parameters(), lr=discriminator_lr)
     for _ in range(discriminator_steps):  # D first learns clean digits against the transformed ones
         _discriminator_step(disc, opt_d, xc, xt)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import eval_mode
-from .utils import as_generator, check_features_labels, check_finite, check_positive_int, check_shape
+from .utils import as_generator, check_features_labels, check_finite, check_positive_int, check_shape, seeded_init
 from .vae import gaussian_kl
 
 __all__ = [
@@ -91,16 +91,17 @@ class DigitCNN(nn.Module):
 
 
 def train_digit_classifier(x, y, n_classes: int, *, steps: int = 1500, batch_size: int = 64, lr: float = 3e-3,
-                           dropout: float = 0.5, generator: torch.Generator | None = None) -> DigitCNN:
+                           dropout: float = 0.5, generator=None) -> DigitCNN:
     """Train a :class:`DigitCNN` with Adam on cross-entropy, then freeze it and put it in eval mode.
 
     The returned classifier is the black box of :doc:`chapter 13 </notebooks/13-generative-causal-explanations>`: its
     parameters have ``requires_grad=False`` and dropout is off, so every later call is deterministic
     (O'Shaughnessy et al.'s code leaves dropout on while explaining).
 
-    ``generator`` draws the mini-batches (and the dropout masks follow torch's global stream); the
-    initial weights are the caller's, as in :func:`causalbook_lib.models.train_mlp_classifier`:
-    build under :func:`causalbook_lib.utils.seeded_init` for a model that one seed fixes.
+    ``generator`` (``None``, an int seed or a ``torch.Generator``, :func:`causalbook_lib.utils.as_generator`)
+    seeds the initial weights and the dropout masks (training runs under
+    :func:`causalbook_lib.utils.seeded_init`) and draws the mini-batches, so one seed gives one model
+    and torch's global random state is left as it was. The network is built on the device of ``x``.
 
     Args:
         x: images ``(n, 64)`` in [0, 1]; y: labels ``(n,)`` in ``0 .. n_classes - 1``.
@@ -112,16 +113,17 @@ def train_digit_classifier(x, y, n_classes: int, *, steps: int = 1500, batch_siz
     x = x.float()
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
-    gen = as_generator(generator)
-    model = DigitCNN(n_classes, dropout)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen)
-        loss = F.cross_entropy(model.logits(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    gen = as_generator(generator, device=x.device)
+    with seeded_init(gen):  # the initial weights and the dropout masks
+        model = DigitCNN(n_classes, dropout).to(x.device)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        model.train()
+        for _ in range(steps):
+            idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen, device=x.device)
+            loss = F.cross_entropy(model.logits(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     model.eval()
     model.requires_grad_(False)
     return model
@@ -207,7 +209,7 @@ class ExplainerHistory:
 
 def train_explainer(vae: ExplanationVAE, classifier: nn.Module, x, *, lam: float, steps: int, batch_size: int = 64,
                     lr: float = 5e-4, n_alpha: int = 100, n_beta: int = 25,
-                    pixel_weight: float = 1.0, generator: torch.Generator | None = None, log_every: int = 10,
+                    pixel_weight: float = 1.0, generator=None, log_every: int = 10,
                     history: ExplainerHistory | None = None, estimator: str = "plugin") -> ExplainerHistory:
     """Maximise ``C(alpha, Y) + lam * D`` (objective (3) of O'Shaughnessy et al. 2020) with Adam.
 
@@ -298,7 +300,7 @@ class FactorRemoval:
 
 
 def resampled_factor_accuracy(vae: ExplanationVAE, classifier: Callable, x, y, *,
-                              generator: torch.Generator | None = None) -> FactorRemoval:
+                              generator=None) -> FactorRemoval:
     """Accuracy drop when the aspect controlled by one latent factor is removed (O'Shaughnessy et al. 2020, Sec. 5).
 
     Each image is encoded to its posterior mean ``mu(x)``; for every factor ``i`` the ``i``-th entry

@@ -45,7 +45,7 @@ def _check_decoder_output(theta: torch.Tensor, batch: int) -> None:
 
 def class_interventional_means(decoder: Decoder, n_classes: int, n_latent: int, n_samples: int, *,
                                other_classes: str = "sample",
-                               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                               generator=None) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Interventional pixel means ``E[x | do(c_k = 1)]`` and ``E[x | do(c_k = 0)]`` for every class ``k``.
 
     The two cases of Chattopadhyay et al. (2019), App. A.6.2, by Monte Carlo over the prior:
@@ -100,7 +100,7 @@ def class_interventional_means(decoder: Decoder, n_classes: int, n_latent: int, 
 
 
 def class_ace(decoder: Decoder, n_classes: int, n_latent: int, n_samples: int, *, other_classes: str = "sample",
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator=None) -> torch.Tensor:
     r"""ACE of every class latent on every pixel: :math:`E[x \mid do(c_k=1)] - E[x \mid do(c_k=0)]`.
 
     The baseline for a binary latent is the ``do(c_k = 0)`` expectation (Chattopadhyay et al. 2019,
@@ -135,7 +135,7 @@ class LatentACE:
 
 
 def latent_ace(decoder: Decoder, label: int, n_classes: int, n_latent: int, alphas, n_samples: int, *,
-               generator: torch.Generator | None = None) -> LatentACE:
+               generator=None) -> LatentACE:
     r"""ACE of every continuous latent ``z_k`` on every pixel, with ``do(c_l = 1)`` for the class ``l = label``.
 
     Following Chattopadhyay et al. (2019), App. A.6.2: under ``do(z_k = alpha), do(c_l = 1)`` the

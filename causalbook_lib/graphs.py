@@ -11,6 +11,8 @@ from typing import Hashable, Iterable
 
 import networkx as nx
 
+from .utils import seed_from
+
 __all__ = ["check_dag", "surgery", "d_separated", "active_trail_nodes", "ancestors_of",
            "satisfies_backdoor", "random_dag"]
 
@@ -185,11 +187,14 @@ def satisfies_backdoor(graph: nx.DiGraph, treatment, outcome, adjustment=()) -> 
     return d_separated(pruned, x, y, z)
 
 
-def random_dag(n_nodes: int, edge_probability: float, seed: int = 0) -> nx.DiGraph:
+def random_dag(n_nodes: int, edge_probability: float, generator=0) -> nx.DiGraph:
     """A random DAG on nodes ``0..n_nodes-1``: each edge ``i -> j`` with ``i < j`` is present with
     probability ``edge_probability`` (an Erdos-Renyi graph oriented by a fixed order).
 
-    Raises ``ValueError`` for ``n_nodes < 1`` or a probability outside [0, 1].
+    ``generator`` is ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`;
+    the coin flips are NumPy's, seeded with :func:`causalbook_lib.utils.seed_from`).
+
+    Raises ``ValueError`` for ``n_nodes < 1``, a probability outside [0, 1] or a bad ``generator``.
     """
     import numpy as np
 
@@ -197,7 +202,7 @@ def random_dag(n_nodes: int, edge_probability: float, seed: int = 0) -> nx.DiGra
         raise ValueError(f"n_nodes must be an integer >= 1, got {n_nodes!r}")
     if not 0.0 <= float(edge_probability) <= 1.0:
         raise ValueError(f"edge_probability must lie in [0, 1], got {edge_probability!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed_from(generator))
     upper = np.triu(rng.random((n_nodes, n_nodes)) < edge_probability, k=1)
     graph = nx.DiGraph()
     graph.add_nodes_from(range(int(n_nodes)))

@@ -123,6 +123,16 @@ def _latent_dtype(decoder) -> torch.dtype:
     return torch.float64
 
 
+def _latent_generator(generator, decoder) -> torch.Generator:
+    """``generator`` in the library's one meaning (:func:`causalbook_lib.utils.as_generator`); a new
+    stream lives on the device of the decoder's first parameter (the CPU for plain callables), and
+    the latents are drawn on the stream's device."""
+    device = None
+    if isinstance(decoder, nn.Module):
+        device = next((p.device for p in decoder.parameters()), None)
+    return as_generator(generator, device=device)
+
+
 def _declared_latent_dim(decoder) -> int | None:
     """The latent size a decoder declares: a ``latent_dim`` attribute, or a leading ``nn.Linear``."""
     dim = getattr(decoder, "latent_dim", None)
@@ -242,12 +252,12 @@ def plugin_information_flow(probabilities: torch.Tensor) -> torch.Tensor:
 
 
 def _sample_latents(n_latents: int, factors: list[int], given: list[int], n_given: int, n_alpha: int,
-                    n_beta: int, dtype: torch.dtype, generator: torch.Generator | None,
+                    n_beta: int, dtype: torch.dtype, generator: torch.Generator,
                     crossed: bool = False) -> torch.Tensor:
     """Latents of shape ``(n_given, n_alpha, n_beta, D)``: ``factors`` vary along axes 0-1 (along
     axis 1 only when ``crossed``), ``given`` along axis 0 only, the rest independently in every cell."""
     rest = [i for i in range(n_latents) if i not in factors and i not in given]
-    kw = dict(generator=generator, dtype=dtype)
+    kw = dict(generator=generator, dtype=dtype, device=generator.device)
     parts = [torch.randn(1 if crossed else n_given, n_alpha, 1, len(factors), **kw).expand(n_given, -1, n_beta, -1)]
     parts.append(torch.randn(n_given, n_alpha, n_beta, len(rest), **kw))
     if given:
@@ -255,15 +265,15 @@ def _sample_latents(n_latents: int, factors: list[int], given: list[int], n_give
     z = torch.cat(parts, dim=-1)
     order = factors + rest + given
     if order != list(range(n_latents)):
-        inverse = torch.empty(n_latents, dtype=torch.long)
-        inverse[torch.tensor(order)] = torch.arange(n_latents)
+        inverse = torch.empty(n_latents, dtype=torch.long, device=z.device)
+        inverse[torch.tensor(order, device=z.device)] = torch.arange(n_latents, device=z.device)
         z = z[..., inverse]
     return z
 
 
 def latent_information_flow(decoder: Callable, classifier: Callable, n_latents: int, factors: Sequence[int],
                             n_alpha: int, n_beta: int, *, given: Sequence[int] = (), n_given: int = 1,
-                            generator: torch.Generator | None = None, differentiable: bool = False,
+                            generator=None, differentiable: bool = False,
                             estimator: str = "plugin"):
     """Information flow :math:`I(z_S \\to Y \\mid do(z_C)) = I(z_S; Y \\mid z_C)` from a subset of latents.
 
@@ -288,7 +298,8 @@ def latent_information_flow(decoder: Callable, classifier: Callable, n_latents: 
         n_alpha, n_beta: samples of the factors of interest, and of the noise factors per value.
         given: indices of imposed (conditioning) factors, disjoint from ``factors``.
         n_given: draws of the imposed factors (ignored when ``given`` is empty).
-        generator: ``torch.Generator`` for the latent draws (default: the global RNG).
+        generator: the latent draws: ``None``, an int seed or a ``torch.Generator``
+            (:func:`causalbook_lib.utils.as_generator`), drawn on the generator's device.
         differentiable: return a torch scalar with gradients (else a Python float, under no_grad).
         estimator: ``"plugin"`` (:func:`plugin_information_flow`, the paper's) or ``"bias_corrected"``
             (:func:`bias_corrected_information_flow`, which needs ``n_beta >= 2``).
@@ -308,9 +319,8 @@ def latent_information_flow(decoder: Callable, classifier: Callable, n_latents: 
     if set(factors) & set(given):
         raise ValueError(f"factors and given must be disjoint, both contain {sorted(set(factors) & set(given))}")
     n_given = check_positive_int(n_given, "n_given") if given else 1
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    z = _sample_latents(n_latents, factors, given, n_given, n_alpha, n_beta, _latent_dtype(decoder), generator)
+    gen = _latent_generator(generator, decoder)
+    z = _sample_latents(n_latents, factors, given, n_given, n_alpha, n_beta, _latent_dtype(decoder), gen)
     flat = z.reshape(-1, n_latents)
     if differentiable:
         p = _forward(decoder, classifier, flat, n_latents)
@@ -339,7 +349,7 @@ def _causal_args(n_causal, n_noncausal):
 
 
 def information_flow(decoder: Callable, classifier: Callable, n_causal: int, n_noncausal: int, n_alpha: int,
-                     n_beta: int, *, generator: torch.Generator | None = None) -> float:
+                     n_beta: int, *, generator=None) -> float:
     """Plug-in estimate of the information flow :math:`I(\\alpha \\to Y) = I(\\alpha; Y)` in nats.
 
     Draws :math:`\\alpha^{(i)} \\sim \\mathcal{N}(0, I_K)` (``n_alpha`` of them) and, for every one,
@@ -357,7 +367,7 @@ def information_flow(decoder: Callable, classifier: Callable, n_causal: int, n_n
         classifier: callable, inputs -> class probabilities ``(batch, M)``.
         n_causal: K >= 1; n_noncausal: L >= 0.
         n_alpha, n_beta: Monte Carlo sample sizes :math:`N_\\alpha, N_\\beta` (>= 1).
-        generator: ``torch.Generator`` for the draws (default: the global RNG).
+        generator: as in :func:`latent_information_flow` (``None``, an int seed or a ``torch.Generator``).
 
     Returns:
         The estimate in nats, a Python float.
@@ -373,7 +383,7 @@ def information_flow(decoder: Callable, classifier: Callable, n_causal: int, n_n
 
 def information_flow_objective(decoder: Callable, classifier: Callable, n_causal: int, n_noncausal: int,
                                n_alpha: int, n_beta: int, *, factors: Sequence[int] | None = None,
-                               generator: torch.Generator | None = None, estimator: str = "plugin") -> torch.Tensor:
+                               generator=None, estimator: str = "plugin") -> torch.Tensor:
     """Differentiable :math:`\\hat I(\\alpha; Y)`: the causal term :math:`\\mathcal{C}` of objective (3).
 
     Same estimator and sampling as :func:`information_flow`, but the forward pass keeps the
@@ -404,7 +414,7 @@ def information_flow_objective(decoder: Callable, classifier: Callable, n_causal
 
 
 def per_factor_information_flow(decoder: Callable, classifier: Callable, n_latents: int, n_alpha: int,
-                                n_beta: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+                                n_beta: int, *, generator=None) -> torch.Tensor:
     """:math:`I(z_i; Y)` for every latent factor ``i``, all other factors averaged as noise (Fig. 5a).
 
     Builds one batch of ``n_latents * n_alpha * n_beta`` latents (for block ``i``, factor ``i`` is
@@ -415,7 +425,7 @@ def per_factor_information_flow(decoder: Callable, classifier: Callable, n_laten
         decoder, classifier: as in :func:`information_flow`.
         n_latents: ``K + L``.
         n_alpha, n_beta: sample sizes per factor.
-        generator: ``torch.Generator`` (default: the global RNG).
+        generator: as in :func:`latent_information_flow`.
 
     Returns:
         A float64 tensor of shape ``(n_latents,)``, in nats.
@@ -426,10 +436,11 @@ def per_factor_information_flow(decoder: Callable, classifier: Callable, n_laten
     d = check_positive_int(n_latents, "n_latents")
     n_alpha = check_positive_int(n_alpha, "n_alpha")
     n_beta = check_positive_int(n_beta, "n_beta")
-    dtype = _latent_dtype(decoder)
-    z = torch.randn(d, n_alpha, n_beta, d, generator=generator, dtype=dtype)
-    shared = torch.randn(d, n_alpha, 1, generator=generator, dtype=dtype).expand(-1, -1, n_beta)
-    eye = torch.eye(d, dtype=torch.bool)[:, None, None, :]          # block i replaces column i
+    gen = _latent_generator(generator, decoder)
+    kw = dict(generator=gen, dtype=_latent_dtype(decoder), device=gen.device)
+    z = torch.randn(d, n_alpha, n_beta, d, **kw)
+    shared = torch.randn(d, n_alpha, 1, **kw).expand(-1, -1, n_beta)
+    eye = torch.eye(d, dtype=torch.bool, device=gen.device)[:, None, None, :]          # block i replaces column i
     z = torch.where(eye, shared[..., None], z)
     with torch.no_grad():
         p = _forward(decoder, classifier, z.reshape(-1, d), d).reshape(d, n_alpha, n_beta, -1)
@@ -582,7 +593,7 @@ def gaussian_kl_from_standard(cov: torch.Tensor) -> torch.Tensor:
 
 def latent_conditional_dependence(decoder: Callable, classifier: Callable, n_latents: int, first: Sequence[int],
                                   second: Sequence[int], n_first: int, n_second: int, n_rest: int, *,
-                                  generator: torch.Generator | None = None) -> float:
+                                  generator=None) -> float:
     r""":math:`I(z_A; z_B \mid Y)` between two disjoint groups of a-priori independent latents.
 
     Given :math:`Y` the latents become dependent ("explaining away"). Because :math:`z_A \perp z_B`,
@@ -602,7 +613,7 @@ def latent_conditional_dependence(decoder: Callable, classifier: Callable, n_lat
         decoder, classifier: as in :func:`information_flow`.
         n_latents: ``K + L``; first, second: disjoint non-empty lists of latent indices.
         n_first, n_second, n_rest: sample sizes (>= 1).
-        generator: ``torch.Generator`` (default: the global RNG).
+        generator: as in :func:`latent_information_flow`.
 
     Returns:
         The estimate in nats (float).
@@ -617,7 +628,8 @@ def latent_conditional_dependence(decoder: Callable, classifier: Callable, n_lat
     if not A or not B or set(A) & set(B):
         raise ValueError(f"first and second must be non-empty and disjoint, got {A} and {B}")
     # reuse the sampler: axis 0 = z_B (the 'given' slot), axis 1 = z_A, axis 2 = the rest
-    z = _sample_latents(d, A, B, nb, na, nr, _latent_dtype(decoder), generator, crossed=True)
+    gen = _latent_generator(generator, decoder)
+    z = _sample_latents(d, A, B, nb, na, nr, _latent_dtype(decoder), gen, crossed=True)
     with torch.no_grad():
         p = _forward(decoder, classifier, z.reshape(-1, d), d).reshape(nb, na, nr, -1).mean(2)  # (nb, na, M)
     p_b = p.mean(1, keepdim=True)                 # p(y | z_B)
@@ -880,7 +892,7 @@ def bias_corrected_information_flow(probabilities: torch.Tensor) -> torch.Tensor
 
 
 def common_random_probabilities(W, gamma: float, classifier: Callable, latents: torch.Tensor, *,
-                                generator: torch.Generator | None = None) -> torch.Tensor:
+                                generator=None) -> torch.Tensor:
     r"""Classifier probabilities for many linear-Gaussian decoders on the **same** latents and noise.
 
     For every decoder :math:`W_g` (columns: the latent directions) the input is
@@ -896,7 +908,8 @@ def common_random_probabilities(W, gamma: float, classifier: Callable, latents: 
         classifier: maps ``(batch, N)`` inputs to ``(batch, M)`` probabilities.
         latents: ``(..., D)`` latent vectors, typically with the structure that
             :func:`plugin_information_flow` expects (e.g. ``(N_alpha, N_beta, D)``).
-        generator: ``torch.Generator`` for the noise (default: the global RNG).
+        generator: the noise: ``None``, an int seed or a ``torch.Generator`` on the device of ``W``
+            (:func:`causalbook_lib.utils.as_generator`).
 
     Returns:
         float64 tensor of shape ``(G, ..., M)`` (``G = 1`` for a single decoder).
@@ -917,10 +930,9 @@ def common_random_probabilities(W, gamma: float, classifier: Callable, latents: 
         raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}") from exc
     if not math.isfinite(gamma) or gamma < 0:
         raise ValueError(f"gamma (the decoder noise variance) must be a finite number >= 0, got {gamma!r}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    gen = as_generator(generator, device=W.device)
     n = W.shape[1]
-    noise = math.sqrt(gamma) * torch.randn(*z.shape[:-1], n, generator=generator, dtype=torch.float64)
+    noise = math.sqrt(gamma) * torch.randn(*z.shape[:-1], n, generator=gen, dtype=torch.float64, device=W.device)
     x = torch.einsum("gnd,...d->g...n", W, z) + noise
     with torch.no_grad():
         p = torch.as_tensor(classifier(x.reshape(-1, n))).to(torch.float64)

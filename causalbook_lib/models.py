@@ -89,7 +89,8 @@ def make_mlp(sizes, activation: str = "relu", *, dtype: torch.dtype = torch.floa
     """A fully connected network with layer sizes ``sizes`` (e.g. ``[4, 8, 3]``) and ``activation``
     (``"relu"``, ``"tanh"``, ``"softplus"`` or ``"gelu"``) between layers; the last layer is linear.
 
-    The weights are drawn in float32 (PyTorch's default initialisation, from the global RNG) and then
+    The weights are drawn in float32 (PyTorch's default initialisation, from the global RNG: build under
+    :func:`causalbook_lib.utils.seeded_init` to fix them with a seed) and then
     converted to ``dtype``, so the same seed gives the same network, up to rounding, in either dtype.
 
     Raises:
@@ -293,8 +294,12 @@ class StackedMLP(nn.Module):
 def train_mlp_classifier(x, y, *, hidden: int = 128, epochs: int = 150, batch_size: int = 64, lr: float = 1e-3,
                          weight_decay: float = 1e-4, generator=None) -> nn.Sequential:
     """Train a one-hidden-layer ReLU network ``d -> hidden -> classes`` (:func:`make_mlp`, float64) with
-    :func:`train_classifier` (cross-entropy, Adam, mini-batches in an order drawn from ``generator``);
-    return it in eval mode. The initialisation is the caller's (:func:`causalbook_lib.utils.seeded_init`).
+    :func:`train_classifier` (cross-entropy, Adam); return it in eval mode.
+
+    ``generator`` (``None``, an int seed or a ``torch.Generator``, :func:`causalbook_lib.utils.as_generator`)
+    seeds the initial weights (through :func:`causalbook_lib.utils.seeded_init`) and then draws the
+    mini-batch order, so one seed gives one model and torch's global random state is left as it was.
+    The network is built on the device of ``x``.
 
     Raises:
         ValueError: bad shapes or non-positive hyper-parameters.
@@ -304,9 +309,11 @@ def train_mlp_classifier(x, y, *, hidden: int = 128, epochs: int = 150, batch_si
     n_classes = int(y.max()) + 1
     if n_classes < 2:
         raise ValueError(f"y must hold labels of at least two classes (0, 1, ...), got only {n_classes}")
-    model = make_mlp([x.shape[1], hidden, n_classes], "relu", dtype=torch.float64)
+    gen = as_generator(generator)
+    with seeded_init(gen):
+        model = make_mlp([x.shape[1], hidden, n_classes], "relu", dtype=torch.float64).to(x.device)
     train_classifier(model, x.to(torch.float64), y, epochs=epochs, batch_size=batch_size, lr=lr,
-                     weight_decay=weight_decay, generator=generator)
+                     weight_decay=weight_decay, generator=gen)
     return model
 
 

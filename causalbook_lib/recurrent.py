@@ -151,12 +151,12 @@ def _check_lengths(lengths, n: int, t_max: int) -> torch.Tensor:
     return lengths.long()
 
 
-def last_step_output(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, *, output: int = 0,
-                     batch_size: int = 1 << 20) -> torch.Tensor:
-    """The output ``y^{L-1}[output]`` of each sequence at its last real step ``L - 1``.
+def last_step_output(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, *, target: int = 0,
+                     chunk_size: int = 1 << 20) -> torch.Tensor:
+    """The output channel ``target``, ``y^{L-1}[target]``, of each sequence at its last real step ``L - 1``.
 
     A causal recurrent model never sees the padding after ``L - 1``. Runs without gradients in
-    chunks of ``batch_size`` sequences (so a million sequences fit in memory).
+    chunks of ``chunk_size`` sequences (so a million sequences fit in memory).
 
     Args:
         model: a recurrent model (see the module docstring).
@@ -166,13 +166,13 @@ def last_step_output(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, *
     """
     x = _check_sequences(x, "x")
     lengths = _check_lengths(lengths, x.shape[0], x.shape[1])
-    batch_size = check_positive_int(batch_size, "batch_size")
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
     outs = []
     with torch.no_grad():
-        for start in range(0, x.shape[0], batch_size):
-            xb, lb = x[start:start + batch_size], lengths[start:start + batch_size]
+        for start in range(0, x.shape[0], chunk_size):
+            xb, lb = x[start:start + chunk_size], lengths[start:start + chunk_size]
             y, _ = model(xb[:, : int(lb.max())])
-            outs.append(y[torch.arange(len(lb)), lb - 1, output])
+            outs.append(y[torch.arange(len(lb), device=y.device), lb - 1, target])
     return torch.cat(outs)
 
 
@@ -182,7 +182,7 @@ def _minibatches(n: int, batch_size: int, generator: torch.Generator):
 
 
 def _adam_epochs(model: nn.Module, n: int, batch_loss, epochs: int, batch_size: int, lr: float,
-                 generator: torch.Generator | None) -> list[float]:
+                 generator) -> list[float]:
     """Adam over shuffled mini-batches of ``n`` rows; ``batch_loss(idx)`` gives a batch's mean loss.
 
     Returns the mean training loss of every epoch.
@@ -205,8 +205,11 @@ def _adam_epochs(model: nn.Module, n: int, batch_loss, epochs: int, batch_size: 
 
 def fit_last_step_classifier(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, *,
                              epochs: int = 20, batch_size: int = 64, lr: float = 1e-2,
-                             generator: torch.Generator | None = None) -> list[float]:
+                             generator=None) -> list[float]:
     """Train a sigmoid-output recurrent model on labels read at each sequence's last step (BCE, Adam).
+
+    ``generator`` (``None``, an int seed or a ``torch.Generator``, :func:`causalbook_lib.utils.as_generator`)
+    draws the mini-batch order; the model is the caller's, built and initialised before the call.
 
     Returns the mean training loss of every epoch. Raises ``ValueError`` on inconsistent shapes.
     """
@@ -217,15 +220,17 @@ def fit_last_step_classifier(model: nn.Module, x: torch.Tensor, lengths: torch.T
 
     def batch_loss(idx):
         out, _ = model(x[idx])
-        p = out[torch.arange(len(idx)), lengths[idx] - 1, 0].clamp(1e-7, 1 - 1e-7)
+        p = out[torch.arange(len(idx), device=out.device), lengths[idx] - 1, 0].clamp(1e-7, 1 - 1e-7)
         return nn.functional.binary_cross_entropy(p, y[idx].to(p.dtype))
 
     return _adam_epochs(model, x.shape[0], batch_loss, epochs, batch_size, lr, generator)
 
 
 def fit_next_step(model: nn.Module, x: torch.Tensor, *, epochs: int = 30, batch_size: int = 32, lr: float = 1e-2,
-                  generator: torch.Generator | None = None) -> list[float]:
+                  generator=None) -> list[float]:
     """Train a recurrent model to predict ``x^{t+1}`` from ``x^0..x^t`` (teacher forcing, MSE, Adam).
+
+    ``generator`` draws the mini-batch order, as in :func:`fit_last_step_classifier`.
 
     Returns the mean training loss of every epoch. Raises ``ValueError`` if ``x`` is not ``(n, T, k)``
     with ``T >= 2``.
@@ -369,16 +374,16 @@ class RecurrentInterventionalExpectation:
 
 
 def interventional_expectation_rnn(model: nn.Module, data: torch.Tensor, *, t_hat: int, feature, alphas, t: int,
-                                   output: int = 0, feedback: bool = True, covariance_window: int | None = None,
+                                   target: int = 0, feedback: bool = True, covariance_window: int | None = None,
                                    chunk_size: int = 8192) -> RecurrentInterventionalExpectation:
-    """Algorithm 2 of Chattopadhyay et al. (App. A.4.2): ``E[y_output^t | do(x_i^{t_hat} = alpha)]``.
+    """Algorithm 2 of Chattopadhyay et al. (App. A.4.2): ``E[y_target^t | do(x_i^{t_hat} = alpha)]``.
 
     For every alpha (batched): roll the model out over every sequence of ``data`` with the
     intervention and, if ``feedback``, its outputs fed back (:func:`rollout_with_feedback`);
     estimate the mean ``mu`` and covariance ``Sigma`` of the input window ``(x^0, ..., x^t)`` from
     the rollouts (the empirical moments, with a 1/n covariance, so that Eq. 4 is exact on the
     rollouts whenever ``f'`` is quadratic); apply Eq. 4, ``f'(mu) + 1/2 tr(H_{f'}(mu) Sigma)``, where ``f'`` maps a window to
-    ``y_output^t`` (:func:`causalbook_lib.interventions.taylor_expectation`). The Monte Carlo mean of ``y^t`` over the same
+    ``y_target^t`` (:func:`causalbook_lib.interventions.taylor_expectation`). The Monte Carlo mean of ``y^t`` over the same
     rollouts is returned next to it as the ground truth of the Taylor step.
 
     ``covariance_window`` is this book's shortcut, not the paper's: with ``covariance_window=w`` only the
@@ -392,22 +397,22 @@ def interventional_expectation_rnn(model: nn.Module, data: torch.Tensor, *, t_ha
         data: training sequences, shape ``(n, T, k)``.
         t_hat: the intervened time; t: the output time (``t >= t_hat``).
         feature: intervened channel, one integer or one per alpha; alphas: shape ``(A,)``.
-        output: which output channel is explained.
+        target: which output channel is explained (Captum's ``target``).
         feedback: outputs fed back as inputs (True) or later inputs from the data (False).
         covariance_window: optional window length ``w`` (ours, see above), ``0 <= w <= t`` and
             ``t - w <= t_hat``.
         chunk_size: Hessian-vector products per batch.
 
     Raises:
-        ValueError: bad shapes, time indices, window, feature or output index.
+        ValueError: bad shapes, time indices, window, feature or target index.
     """
     data = _check_sequences(data)
     n, T, k = data.shape
     windows, y_t = rollout_with_feedback(model, data, t_hat=t_hat, feature=feature, alphas=alphas, t=t,
                                          feedback=feedback)
     feats, a = _as_interventions(feature, alphas, k)
-    if isinstance(output, bool) or not isinstance(output, (int, np.integer)) or not 0 <= output < y_t.shape[-1]:
-        raise ValueError(f"output must be an integer in [0, {y_t.shape[-1] - 1}], got {output!r}")
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < y_t.shape[-1]:
+        raise ValueError(f"target must be an integer output channel in [0, {y_t.shape[-1] - 1}], got {target!r}")
     L = t + 1
     window = covariance_window
     if window is not None:
@@ -427,10 +432,10 @@ def interventional_expectation_rnn(model: nn.Module, data: torch.Tensor, *, t_ha
     m = _float64_copy(model)
 
     def f_prime(w):
-        return m(w.reshape(w.shape[0], L, k))[0][:, -1, output]
+        return m(w.reshape(w.shape[0], L, k))[0][:, -1, target]
 
     taylor, plug_in, _ = taylor_expectation(f_prime, mean, cov, chunk_size=chunk_size, return_terms=True)
-    outputs = y_t[..., output]
+    outputs = y_t[..., target]
     return RecurrentInterventionalExpectation(a, feats, taylor, plug_in, outputs.mean(1), mean, cov, outputs)
 
 
@@ -472,7 +477,7 @@ def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor
 
 
 def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torch.Tensor, *, t: int,
-                           output: int = 0, feedback: bool = True, t_hats: Sequence[int] | None = None,
+                           target: int = 0, feedback: bool = True, t_hats: Sequence[int] | None = None,
                            grid: int = 21, exact: bool = True, covariance_window: int | None = None,
                            per_sequence: bool = False, chunk_size: int = 8192) -> AttributionMap:
     """Saliency maps from causal attributions (Sec. 5.2-5.3): ACE of each input value of each sequence.
@@ -486,7 +491,7 @@ def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torc
     Batched over channels and alphas; one call of Algorithm 2 per intervened time.
 
     Args:
-        model, data, t, output, feedback: as in :func:`interventional_expectation_rnn`.
+        model, data, t, target, feedback: as in :func:`interventional_expectation_rnn`.
         sequences: the sequences to explain, shape ``(m, >= t + 1, k)``.
         t_hats: intervened times (default ``0, ..., t``), each in ``[0, t]``.
         grid: number of alphas of the uniform doer (>= 2).
@@ -521,7 +526,7 @@ def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torc
             alphas.append(sequences[:, s].double().T.reshape(-1))
             feats.append(torch.arange(k).repeat_interleave(m_seq))
         res = interventional_expectation_rnn(model, data, t_hat=s, feature=torch.cat(feats),
-                                             alphas=torch.cat(alphas), t=t, output=output, feedback=feedback,
+                                             alphas=torch.cat(alphas), t=t, target=target, feedback=feedback,
                                              covariance_window=covariance_window, chunk_size=chunk_size)
         curves = {"taylor": res.taylor, "mc": res.mc}
         if per_sequence:

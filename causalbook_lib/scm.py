@@ -28,7 +28,7 @@ import networkx as nx
 import torch
 
 from .graphs import check_dag, surgery
-from .utils import check_positive_int, check_probabilities
+from .utils import as_generator, check_positive_int, check_probabilities
 
 __all__ = ["Variable", "SCM", "additive", "bernoulli", "categorical", "binary_scm", "probability_table",
            "parent_configuration_index", "normal_noise", "uniform_noise", "no_noise", "linear_gaussian",
@@ -51,7 +51,7 @@ def normal_noise(std: float = 1.0, mean: float = 0.0, dtype: torch.dtype = torch
     if std < 0:
         raise ValueError(f"std must be >= 0, got {std}")
 
-    def sample(n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(n: int, generator=None) -> Tensor:
         return mean + std * torch.randn(n, generator=generator, dtype=dtype)
 
     sample.description = f"N({mean:g}, {std:g}^2)"
@@ -69,7 +69,7 @@ def uniform_noise(low: float = 0.0, high: float = 1.0, dtype: torch.dtype = torc
     if not low < high:
         raise ValueError(f"low must be smaller than high, got low={low}, high={high}")
 
-    def sample(n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(n: int, generator=None) -> Tensor:
         return low + (high - low) * torch.rand(n, generator=generator, dtype=dtype)
 
     sample.description = f"U({low:g}, {high:g})"
@@ -79,7 +79,7 @@ def uniform_noise(low: float = 0.0, high: float = 1.0, dtype: torch.dtype = torc
 def no_noise(dtype: torch.dtype = torch.float64) -> NoiseSampler:
     """A degenerate noise, always 0: for deterministic mechanisms (for example hidden neurons)."""
 
-    def sample(n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(n: int, generator=None) -> Tensor:
         return torch.zeros(n, dtype=dtype)
 
     sample.description = "0"
@@ -388,12 +388,17 @@ class SCM:
             raise ValueError(f"{what} names unknown variable(s) {unknown}; the variables are {self._order}")
 
     # ---------------------------------------------------------------- sampling
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Draw :math:`u \\sim P_U`: a dict ``name -> (n, ...)`` tensor, in topological order."""
+    def sample_noise(self, n: int, generator=None) -> dict[str, Tensor]:
+        """Draw :math:`u \\sim P_U`: a dict ``name -> (n, ...)`` tensor, in topological order.
+
+        ``generator`` is ``None``, an int seed or a ``torch.Generator``
+        (:func:`causalbook_lib.utils.as_generator`); every noise sampler draws from the one stream.
+        """
         n = check_positive_int(n, "n")
+        gen = as_generator(generator)
         noise = {}
         for v in self._order:
-            u = torch.as_tensor(self._variables[v].noise(n, generator))
+            u = torch.as_tensor(self._variables[v].noise(n, gen))
             if u.dim() == 0 or u.shape[0] != n:
                 raise ValueError(f"the noise sampler of {v!r} returned shape {tuple(u.shape)}, expected ({n}, ...)")
             noise[v] = u
@@ -435,7 +440,7 @@ class SCM:
             values[v] = x
         return values
 
-    def sample(self, n: int, generator: torch.Generator | None = None, return_noise: bool = False):
+    def sample(self, n: int, generator=None, return_noise: bool = False):
         """Ancestral sampling: draw :math:`u \\sim P_U`, then set each variable from its parents in
         topological order. This draws from the joint distribution
         :math:`P(x_1, \\dots, x_n) = \\prod_i P(x_i \\mid \\mathrm{pa}_i)` the causal Bayesian network
@@ -443,7 +448,7 @@ class SCM:
 
         Args:
             n: number of samples (>= 1).
-            generator: a seeded ``torch.Generator`` for reproducible draws (or ``None``).
+            generator: ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`).
             return_noise: also return the noise that produced the sample.
 
         Returns:
@@ -489,9 +494,10 @@ class SCM:
         return SCM(new)
 
     def interventional_mean(self, outcome: str, interventions: Mapping[str, object] | None, n: int,
-                            generator: torch.Generator | None = None) -> Tensor:
+                            generator=None) -> Tensor:
         """Monte Carlo estimate of :math:`\\mathbb E[y \\mid do(\\cdot)]` from ``n`` ancestral samples
-        of the intervened model (``interventions=None`` gives the observational mean)."""
+        of the intervened model (``interventions=None`` gives the observational mean; ``generator`` as
+        in :meth:`sample`)."""
         self._check_names([outcome], "outcome")
         model = self if not interventions else self.do(interventions)
         return model.sample(n, generator)[outcome].to(torch.float64).mean(0)

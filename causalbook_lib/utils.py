@@ -34,6 +34,7 @@ __all__ = [
     "glue",
     "default_device",
     "as_generator",
+    "seed_from",
     "seeded_init",
     "as_float_tensor",
     "check_finite",
@@ -141,8 +142,12 @@ def as_generator(generator=None, device=None) -> torch.Generator:
     - an int ``>= 0``: a new generator seeded with it (the same int, the same draws);
     - a ``torch.Generator``: returned as it is (the caller's stream advances).
 
-    ``device`` (default: the CPU) is where a new generator lives; it must be the device of the
-    tensors drawn with it.
+    ``device`` (default: torch's default device, normally the CPU) is where a new generator lives;
+    it must be the device of the tensors drawn with it.
+
+    Every public function of the library that takes ``generator=`` gives it this meaning, and every
+    one that builds a model also seeds the model's initial weights from it
+    (:func:`seeded_init`), so one int gives one model.
 
     Raises:
         ValueError: anything else (a negative int, a bool, a float, a NumPy generator, ...).
@@ -155,7 +160,24 @@ def as_generator(generator=None, device=None) -> torch.Generator:
         seed = int(generator)
     else:
         raise ValueError(f"generator must be None, a non-negative int or a torch.Generator, got {generator!r}")
-    return torch.Generator(device=torch.device("cpu") if device is None else device).manual_seed(seed)
+    if device is None:
+        device = torch.empty(0).device  # torch's default device (torch.get_default_device needs torch 2.3)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def seed_from(generator=None) -> int:
+    """One integer seed from ``generator``, in the meaning of :func:`as_generator`: an int is the
+    seed itself, a ``torch.Generator`` gives one draw (its stream advances), and ``None`` takes that
+    draw from torch's global random state. For code that needs a plain seed (NumPy, a list of
+    per-model seeds, :func:`seeded_init`).
+
+    Raises:
+        ValueError: as :func:`as_generator`.
+    """
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool) and generator >= 0:
+        return int(generator)
+    gen = as_generator(generator)
+    return int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device))
 
 
 @contextmanager
@@ -173,10 +195,7 @@ def seeded_init(generator=None):
         with cb.utils.seeded_init(3):
             net = cb.models.make_mlp([4, 16, 3])
     """
-    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool) and generator >= 0:
-        seed = int(generator)
-    else:
-        seed = int(torch.randint(0, 2**62, (1,), generator=as_generator(generator)))
+    seed = seed_from(generator)
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)

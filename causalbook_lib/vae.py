@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import as_generator, check_features_labels, check_number, check_positive_int
+from .utils import as_generator, check_features_labels, check_number, check_positive_int, seeded_init
 
 __all__ = [
     "ConditionalVAE",
@@ -133,12 +133,15 @@ class ConditionalVAE(nn.Module):
         s2 = self.noise_std ** 2
         return -0.5 * (((x - out) ** 2) / s2 + math.log(2 * math.pi * s2)).sum(1)
 
-    def elbo(self, x: torch.Tensor, c=None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def elbo(self, x: torch.Tensor, c=None, generator=None) -> torch.Tensor:
         """Per-sample evidence lower bound (nats) with one reparameterised sample: shape (n,).
 
-        ``ELBO(x) = E_q[log p(x | z, c)] - KL(q(z | x, c) || N(0, I))``.
+        ``ELBO(x) = E_q[log p(x | z, c)] - KL(q(z | x, c) || N(0, I))``. ``generator`` draws the
+        sample (``None``, an int seed or a ``torch.Generator`` on the device of ``x``;
+        :func:`causalbook_lib.utils.as_generator`).
         """
         x = self._check_x(x)
+        generator = as_generator(generator, device=x.device)
         c = self._cond(c, x.shape[0], x)
         mu, logvar = self.encode(x, c)
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
@@ -146,10 +149,12 @@ class ConditionalVAE(nn.Module):
         return self.log_likelihood(out, x) - gaussian_kl(mu, logvar).sum(1)
 
     @torch.no_grad()
-    def generate(self, n: int, c=None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decoder means for ``n`` prior draws ``z ~ N(0, I)`` (and conditions ``c`` of shape ``(n, cond_dim)``)."""
+    def generate(self, n: int, c=None, generator=None) -> torch.Tensor:
+        """Decoder means for ``n`` prior draws ``z ~ N(0, I)`` (and conditions ``c`` of shape ``(n, cond_dim)``);
+        ``generator`` as in :meth:`elbo`, on the device of the parameters."""
         n = check_positive_int(n, "n")
         p = next(self.parameters())
+        generator = as_generator(generator, device=p.device)
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
         return self.decode(z, c)
 
@@ -180,8 +185,9 @@ def train_conditional_vae(x: torch.Tensor, labels: torch.Tensor, *, n_classes: i
         x: images, shape ``(n, n_pixels)``, values in [0, 1].
         labels: integer classes, shape ``(n,)``, values in ``0 .. n_classes - 1``.
         beta: weight of the KL term (> 0).
-        generator: seeds mini-batches and the reparameterisation noise (see
-            :func:`causalbook_lib.utils.as_generator`).
+        generator: ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`);
+            it seeds the initial weights (:func:`causalbook_lib.utils.seeded_init`), then draws the
+            mini-batches and the reparameterisation noise. Torch's global random state is left as it was.
 
     Returns:
         A :class:`VAETrainingResult` with the model (in eval mode) and the loss curves; its
@@ -197,14 +203,15 @@ def train_conditional_vae(x: torch.Tensor, labels: torch.Tensor, *, n_classes: i
     check_number(beta, "beta", positive=True)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
-    gen = as_generator(generator)
-    model = ConditionalVAE(x.shape[1], n_classes, n_latent, hidden, depth=2, likelihood="bernoulli")
+    gen = as_generator(generator, device=x.device)
+    with seeded_init(gen):
+        model = ConditionalVAE(x.shape[1], n_classes, n_latent, hidden, depth=2, likelihood="bernoulli").to(x.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     onehot = F.one_hot(labels, n_classes).float()
     result = VAETrainingResult(model)
     for step in range(steps):
-        idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen)
-        noise = torch.randn(batch_size, n_latent, generator=gen)
+        idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen, device=x.device)
+        noise = torch.randn(batch_size, n_latent, generator=gen, device=x.device)
         logits, mu, logvar = model(x[idx], onehot[idx], noise)
         rec = F.binary_cross_entropy_with_logits(logits, x[idx], reduction="sum") / batch_size
         kl = gaussian_kl(mu, logvar).sum(-1).mean()
@@ -224,10 +231,12 @@ def train_conditional_vae(x: torch.Tensor, labels: torch.Tensor, *, n_classes: i
 
 
 def train_vae(model: ConditionalVAE, x: torch.Tensor, c=None, *, epochs: int = 200, batch_size: int = 128,
-              lr: float = 3e-3, generator: torch.Generator | None = None) -> list[float]:
+              lr: float = 3e-3, generator=None) -> list[float]:
     """Fit a :class:`ConditionalVAE` by maximising the mean ELBO with Adam, epoch by epoch; return per-epoch mean -ELBO.
 
-    Each epoch visits every point once, in an order drawn from ``generator``. Book section:
+    Each epoch visits every point once, in an order drawn from ``generator`` (``None``, an int seed
+    or a ``torch.Generator``, :func:`causalbook_lib.utils.as_generator`), which also draws the ELBO's
+    noise. The model is the caller's, built and initialised before the call. Book section:
     :doc:`chapter 16 </notebooks/16-causal-generation>`.
 
     Raises:
@@ -238,14 +247,15 @@ def train_vae(model: ConditionalVAE, x: torch.Tensor, c=None, *, epochs: int = 2
     check_number(lr, "lr", positive=True)
     x = model._check_x(x)
     c = model._cond(c, x.shape[0], x)
+    gen = as_generator(generator, device=x.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     for _ in range(epochs):
-        perm = torch.randperm(x.shape[0], generator=generator)
+        perm = torch.randperm(x.shape[0], generator=gen, device=x.device)
         total = 0.0
         for start in range(0, x.shape[0], batch_size):
             idx = perm[start:start + batch_size]
-            loss = -model.elbo(x[idx], c[idx] if model.cond_dim else None, generator=generator).mean()
+            loss = -model.elbo(x[idx], c[idx] if model.cond_dim else None, generator=gen).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from ..utils import check_positive_int
+from ..utils import as_generator, check_positive_int
 
 __all__ = ["BENCHMARK_SIDE", "benchmark_network", "benchmark_inputs", "gaussian_rows"]
 
@@ -30,15 +30,16 @@ _K = BENCHMARK_SIDE * BENCHMARK_SIDE
 _WIDTHS = (_K, 256, 256, 256, 256)
 
 
-def benchmark_network(seed: int = 0, gain: float = 1.0, dtype: torch.dtype = torch.float64) -> nn.Sequential:
-    """784 -> 4 x 256 tanh -> 10, weights N(0, gain^2 / fan_in), biases N(0, 0.1^2), in eval mode."""
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+def benchmark_network(generator=0, gain: float = 1.0, dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """784 -> 4 x 256 tanh -> 10, weights N(0, gain^2 / fan_in), biases N(0, 0.1^2), in eval mode.
+
+    ``generator`` draws the weights: ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`).
+    """
+    g = as_generator(generator)
     if not (isinstance(gain, (int, float)) and math.isfinite(gain) and gain > 0):
         raise ValueError(f"gain must be a positive finite number, got {gain!r}")
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
-    g = torch.Generator().manual_seed(seed)
     mods: list[nn.Module] = []
     for a, b in zip(_WIDTHS[:-1], _WIDTHS[1:]):
         lin = nn.Linear(a, b)
@@ -70,11 +71,12 @@ def benchmark_inputs(length_scale: float = 2.0, variance: float = 0.05, nugget: 
     return mean, cov
 
 
-def gaussian_rows(mean: torch.Tensor, cov: torch.Tensor, n: int, seed: int = 1) -> torch.Tensor:
-    """``n`` draws from N(mean, cov), in the dtype of ``cov``, shape ``(n, len(mean))``."""
+def gaussian_rows(mean: torch.Tensor, cov: torch.Tensor, n: int, generator=1) -> torch.Tensor:
+    """``n`` draws from N(mean, cov), in the dtype and on the device of ``cov``, shape ``(n, len(mean))``;
+    ``generator`` is ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`)."""
     check_positive_int(n, "n")
     if mean.ndim != 1 or cov.shape != (mean.shape[0], mean.shape[0]):
         raise ValueError(f"mean must be (K,) and cov (K, K), got {tuple(mean.shape)} and {tuple(cov.shape)}")
-    g = torch.Generator().manual_seed(seed)
+    g = as_generator(generator, device=cov.device)
     chol = torch.linalg.cholesky(cov)
-    return torch.randn(n, cov.shape[0], generator=g, dtype=cov.dtype) @ chol.T + mean
+    return torch.randn(n, cov.shape[0], generator=g, dtype=cov.dtype, device=cov.device) @ chol.T + mean

@@ -92,7 +92,7 @@ class LandingData:
 
 
 def simulate_landings(n_normal: int, n_anomalous: int, *, T: int = 48,
-                      generator: torch.Generator | None = None) -> LandingData:
+                      generator=None) -> LandingData:
     """Simulate ``n_normal`` normal and ``n_anomalous`` anomalous landings (normal ones first).
 
     Every trajectory follows the structural equations of the module docstring; the data are
@@ -104,7 +104,7 @@ def simulate_landings(n_normal: int, n_anomalous: int, *, T: int = 48,
         n_normal: number of normal landings (>= 1).
         n_anomalous: number of late-braking, slippery-runway landings (>= 0).
         T: number of one-second samples from touchdown (>= 44, so that the anomaly window fits).
-        generator: a seeded ``torch.Generator``.
+        generator: ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`).
 
     Returns:
         :class:`LandingData` with ``x`` of shape ``(n_normal + n_anomalous, T, 5)`` (float32).

@@ -37,7 +37,7 @@ def _vector(v, name: str, *, positive: bool = False) -> torch.Tensor:
 
 
 def irm_linear_sem(n: int, noise_stds, *, cause_weights=(1.0, -0.5), effect_means=(0.5, 0.5),
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   generator=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``n`` points in each of several environments of a linear SEM with a spurious effect.
 
     In environment :math:`e` (one per entry :math:`\\sigma_e` of ``noise_stds``), with

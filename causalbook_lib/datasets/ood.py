@@ -42,10 +42,6 @@ __all__ = [
 ]
 
 
-def _generator(seed) -> torch.Generator:
-    return as_generator(check_positive_int(seed, "seed", minimum=0))
-
-
 # --------------------------------------------------------------------------------------------
 # Altitude -> temperature (chapter 14)
 # --------------------------------------------------------------------------------------------
@@ -89,13 +85,13 @@ def altitude_temperature_scm(altitude_mean: float, altitude_std: float, *, lapse
 
 
 def altitude_temperature(n: int, altitude_mean: float, altitude_std: float, *, lapse_rate: float = -6.5,
-                         sea_level_temperature: float = 28.0, noise_std: float = 2.0, seed: int = 0,
+                         sea_level_temperature: float = 28.0, noise_std: float = 2.0, generator=0,
                          dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``n`` cities of one country from :func:`altitude_temperature_scm` (:doc:`chapter 14 </notebooks/14-causal-theory>`).
 
     Args:
         n: number of cities; the other arguments as in :func:`altitude_temperature_scm`.
-        seed: seed of the generator.
+        generator: ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`).
 
     Returns:
         ``(altitude, temperature)``, two tensors of shape ``(n,)``.
@@ -106,7 +102,7 @@ def altitude_temperature(n: int, altitude_mean: float, altitude_std: float, *, l
     n = check_positive_int(n, "n")
     scm = altitude_temperature_scm(altitude_mean, altitude_std, lapse_rate=lapse_rate,
                                    sea_level_temperature=sea_level_temperature, noise_std=noise_std)
-    values = scm.sample(n, _generator(seed))
+    values = scm.sample(n, as_generator(generator))
     return values["altitude"].to(dtype), values["temperature"].to(dtype)
 
 
@@ -188,9 +184,11 @@ def cows_and_camels_scm(background_match: float, *, creature_noise: float = 1.0,
 
 
 def cows_and_camels(n: int, background_match: float, *, creature_noise: float = 1.0,
-                    background_noise: float = 0.2, seed: int = 0,
+                    background_noise: float = 0.2, generator=0,
                     dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
     """Sample ``n`` images' summaries from :func:`cows_and_camels_scm` (:doc:`chapter 14 </notebooks/14-causal-theory>`).
+
+    ``generator`` is ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`).
 
     Returns:
         a dict of tensors of shape ``(n,)``: ``creature``, ``x``, ``label``, ``background``, ``z``.
@@ -200,7 +198,7 @@ def cows_and_camels(n: int, background_match: float, *, creature_noise: float = 
     """
     n = check_positive_int(n, "n")
     scm = cows_and_camels_scm(background_match, creature_noise=creature_noise, background_noise=background_noise)
-    return {k: v.to(dtype) for k, v in scm.sample(n, _generator(seed)).items()}
+    return {k: v.to(dtype) for k, v in scm.sample(n, as_generator(generator)).items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,7 +240,7 @@ class ColouredDigits:
         return g.reshape(len(self.x), -1)
 
 
-def coloured_digits(colour_flips=(0.1, 0.2, 0.9), *, label_noise: float = 0.25, seed: int = 0,
+def coloured_digits(colour_flips=(0.1, 0.2, 0.9), *, label_noise: float = 0.25, generator=0,
                     dtype: torch.dtype = torch.float32) -> list[ColouredDigits]:
     """Coloured digits: the Coloured-MNIST construction of Arjovsky et al. on the 8x8 digits.
 
@@ -258,7 +256,8 @@ def coloured_digits(colour_flips=(0.1, 0.2, 0.9), *, label_noise: float = 0.25, 
     Args:
         colour_flips: one probability in [0, 1] per environment (at least one).
         label_noise: the probability of flipping the shape label, in [0, 1].
-        seed: seed of the split and of the coin flips.
+        generator: the split and the coin flips; ``None``, an int seed or a ``torch.Generator``
+            (:func:`causalbook_lib.utils.as_generator`).
 
     Returns:
         a list of :class:`ColouredDigits`, one per entry of ``colour_flips``.
@@ -270,7 +269,7 @@ def coloured_digits(colour_flips=(0.1, 0.2, 0.9), *, label_noise: float = 0.25, 
     if not 1 <= len(flips) <= 100:
         raise ValueError(f"colour_flips must hold between 1 and 100 probabilities, got {len(flips)}")
     noise = check_probability(label_noise, "label_noise")
-    g = _generator(seed)
+    g = as_generator(generator)
     images, digits = _load_digits_array()
     n_total = len(digits)
     order = torch.randperm(n_total, generator=g)
@@ -306,7 +305,7 @@ def _shift(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 
 def transform_digits(x: torch.Tensor, index: torch.Tensor, *, noise_std: float = 0.25,
-                     seed: int = 0) -> torch.Tensor:
+                     generator=0) -> torch.Tensor:
     """Apply transformation ``DIGIT_TRANSFORMS[index[i]]`` to image ``x[i]``, batched.
 
     The transformations: ``shift_right`` and ``shift_down`` move the 8x8 image by one pixel
@@ -317,7 +316,7 @@ def transform_digits(x: torch.Tensor, index: torch.Tensor, *, noise_std: float =
         x: images in [0, 1], shape ``(n, 64)`` or ``(n, 8, 8)``.
         index: integers in ``0..len(DIGIT_TRANSFORMS)-1``, shape ``(n,)``.
         noise_std: :math:`s` > 0.
-        seed: seed of the noise.
+        generator: the noise; ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`).
 
     Returns:
         the transformed images, same shape and dtype as ``x``.
@@ -339,7 +338,7 @@ def transform_digits(x: torch.Tensor, index: torch.Tensor, *, noise_std: float =
     if len(index) and (int(index.min()) < 0 or int(index.max()) >= len(DIGIT_TRANSFORMS)):
         raise ValueError(f"index entries must lie in 0..{len(DIGIT_TRANSFORMS) - 1}")
     s = check_number(noise_std, "noise_std", positive=True)
-    g = _generator(seed)
+    g = as_generator(generator)
     img = x.reshape(-1, 8, 8)
     noisy = (img + s * torch.randn(img.shape, generator=g, dtype=torch.float64).to(img.dtype)).clamp(0, 1)
     candidates = torch.stack([_shift(img, 0, 1), _shift(img, 1, 0), noisy, 1 - img])  # (T, n, 8, 8)
@@ -364,7 +363,7 @@ class TransformedDigits:
     index: torch.Tensor
 
 
-def transformed_digits(*, clean_fraction: float = 0.5, noise_std: float = 0.25, seed: int = 0,
+def transformed_digits(*, clean_fraction: float = 0.5, noise_std: float = 0.25, generator=0,
                        dtype: torch.dtype = torch.float32) -> TransformedDigits:
     """Split the 8x8 digits into a clean reference set and a set of randomly transformed digits.
 
@@ -375,15 +374,16 @@ def transformed_digits(*, clean_fraction: float = 0.5, noise_std: float = 0.25, 
     Args:
         clean_fraction: share of the 1797 digits kept clean, in (0, 1).
         noise_std: noise level of the ``noise`` transformation (> 0).
-        seed: seed of the split, the choice of transformation and the noise.
+        generator: the split, the choice of transformation and the noise; ``None``, an int seed or a
+            ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`).
 
     Raises:
-        ValueError: ``clean_fraction`` outside (0, 1), a non-positive ``noise_std`` or a bad seed.
+        ValueError: ``clean_fraction`` outside (0, 1), a non-positive ``noise_std`` or a bad generator.
     """
     frac = check_number(clean_fraction, "clean_fraction")
     if not 0 < frac < 1:
         raise ValueError(f"clean_fraction must lie strictly between 0 and 1, got {frac}")
-    g = _generator(seed)
+    g = as_generator(generator)
     images, _ = _load_digits_array()
     x = torch.as_tensor(images, dtype=dtype)[torch.randperm(len(images), generator=g)]
     n_clean = int(round(frac * len(x)))
@@ -391,7 +391,8 @@ def transformed_digits(*, clean_fraction: float = 0.5, noise_std: float = 0.25, 
         raise ValueError(f"clean_fraction {frac} leaves an empty set")
     clean, rest = x[:n_clean], x[n_clean:]
     index = torch.randint(len(DIGIT_TRANSFORMS), (len(rest),), generator=g)
-    transformed = transform_digits(rest, index, noise_std=noise_std, seed=int(torch.randint(2**31, (1,), generator=g)))
+    transformed = transform_digits(rest, index, noise_std=noise_std,
+                                   generator=int(torch.randint(2**31, (1,), generator=g)))
     return TransformedDigits(clean, transformed, rest, index)
 
 
@@ -504,7 +505,7 @@ def expert_digit_splits(*, train_classes=(0, 1, 2, 3, 4), fractions=(0.4, 0.3, 0
     def transformed_set(xs, ys):
         index = torch.randint(len(DIGIT_TRANSFORMS), (len(xs),), generator=g)
         noise_seed = int(torch.randint(2**31, (1,), generator=g))
-        return TransformedSet(transform_digits(xs, index, noise_std=s, seed=noise_seed), xs, index, ys)
+        return TransformedSet(transform_digits(xs, index, noise_std=s, generator=noise_seed), xs, index, ys)
 
     train = transformed_set(x_in[:n_train], y_in[:n_train])
     reference = x_in[n_train:n_train + n_ref]

@@ -53,7 +53,7 @@ class SignSequences:
 
 
 def make_sign_sequences(n: int, *, T: int = 10, extra: int = 5, n_relevant: int = 3, mean: float = 1.0,
-                        std: float = 0.2, generator: torch.Generator | None = None,
+                        std: float = 0.2, generator=None,
                         dtype: torch.dtype = torch.float32) -> SignSequences:
     """Draw ``n`` sequences of the sign task (App. A.6.1 of Chattopadhyay et al., 2019).
 
@@ -64,7 +64,7 @@ def make_sign_sequences(n: int, *, T: int = 10, extra: int = 5, n_relevant: int 
         n_relevant: how many leading values carry the label (>= 1).
         mean: the leading values are drawn around ``+mean`` (label 1) or ``-mean`` (label 0).
         std: standard deviation of every value (the paper's 0.2, read as a standard deviation).
-        generator: a seeded ``torch.Generator`` (results are reproducible with it).
+        generator: ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`).
         dtype: floating dtype of ``x``.
 
     Returns:
@@ -90,7 +90,7 @@ def make_sign_sequences(n: int, *, T: int = 10, extra: int = 5, n_relevant: int 
 
 
 def impute_step(x: torch.Tensor, lengths: torch.Tensor, step: int, *, mean: float = 0.0, std: float = 0.2,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator=None) -> torch.Tensor:
     """Return a copy of ``x`` whose value at time ``step`` is replaced by fresh N(mean, std^2) draws.
 
     This is the imputation experiment of Sec. 5.2 (Fig. 3c): if the model ignores ``x^step``,
@@ -101,7 +101,7 @@ def impute_step(x: torch.Tensor, lengths: torch.Tensor, step: int, *, mean: floa
         lengths: lengths, shape ``(n,)``; ``step`` must be smaller than every length.
         step: the time index to impute.
         mean, std: the imputation distribution (std > 0).
-        generator: a seeded ``torch.Generator``.
+        generator: ``None``, an int seed or a ``torch.Generator`` (:func:`causalbook_lib.utils.as_generator`).
 
     Raises:
         ValueError: wrong shapes, ``step`` outside every sequence, or ``std <= 0``.

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .. import scm
-from ..utils import check_binary, check_positive_int
+from ..utils import as_generator, check_binary, check_positive_int
 
 __all__ = [
     "FACE_ATTRIBUTES",
@@ -122,7 +122,7 @@ def face_images(attributes, *, entangled: bool = False) -> torch.Tensor:
     return img.clamp(max=1.0) if entangled else img
 
 
-def render_faces(attributes, generator: torch.Generator | None = None, noise_std: float = 0.1,
+def render_faces(attributes, generator=None, noise_std: float = 0.1,
                  dtype: torch.dtype = torch.float32, *, entangled: bool = False) -> torch.Tensor:
     """Draw one 12x12 face per row of binary attributes, as flat vectors of 144 pixels.
 
@@ -134,7 +134,8 @@ def render_faces(attributes, generator: torch.Generator | None = None, noise_std
 
     Args:
         attributes: (n, 5) array of 0/1 values, columns in the order of :data:`FACE_ATTRIBUTES`.
-        generator: seeded ``torch.Generator`` for the intensity and the noise.
+        generator: the intensity and the noise: ``None``, an int seed or a ``torch.Generator``
+            (:func:`causalbook_lib.utils.as_generator`).
         noise_std: pixel noise standard deviation, >= 0.
         entangled: draw the entangled faces of :func:`face_images`, whose mustache overlaps the
             side hair.
@@ -148,8 +149,9 @@ def render_faces(attributes, generator: torch.Generator | None = None, noise_std
         raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
     img = face_images(a, entangled=entangled)
     n = a.shape[0]
-    intensity = 0.8 + 0.2 * torch.rand(n, 1, generator=generator, dtype=torch.float64)
-    noise = noise_std * torch.randn(n, FACE_SIZE * FACE_SIZE, generator=generator, dtype=torch.float64)
+    gen = as_generator(generator)
+    intensity = 0.8 + 0.2 * torch.rand(n, 1, generator=gen, dtype=torch.float64)
+    noise = noise_std * torch.randn(n, FACE_SIZE * FACE_SIZE, generator=gen, dtype=torch.float64)
     return (intensity * img + noise).to(dtype)
 
 
@@ -190,7 +192,7 @@ def judge_face_attributes(images, threshold: float = 0.5) -> torch.Tensor:
     return torch.stack([young, male, bald, mustache, smiling], dim=1).to(torch.float64)
 
 
-def sample_face_attributes(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_face_attributes(n: int, generator=None) -> torch.Tensor:
     """Sample n attribute vectors from the book's attribute SCM (:data:`FACE_PARENTS`, :data:`FACE_CPTS`).
 
     Each attribute is ``1[U_i < p_i(parents)]`` with independent ``U_i ~ Uniform(0, 1)``: the
@@ -263,7 +265,7 @@ def _check_loan_parameters(params: LoanSCMParameters | None) -> LoanSCMParameter
     return p
 
 
-def _logistic_noise(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def _logistic_noise(n: int, generator: torch.Generator) -> torch.Tensor:
     """Standard logistic draws, log(V) - log(1 - V) for uniform V (kept away from 0 and 1)."""
     uni = torch.rand(n, generator=generator, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
     return torch.log(uni) - torch.log1p(-uni)
@@ -288,7 +290,10 @@ def loan_scm(params: LoanSCMParameters | None = None, *, label: bool = True):
     Raises:
         ValueError: ``p_group`` outside (0, 1) or ``noise_inc`` not positive.
     """
-    p = _check_loan_parameters(params)
+    return _loan_scm(_check_loan_parameters(params), label)
+
+
+def _loan_scm(p: LoanSCMParameters, label: bool):
     f64 = torch.float64
     variables = {
         "group": scm.bernoulli((), p.p_group, description=f"1[U_A < {p.p_group}]"),
@@ -321,7 +326,7 @@ def loan_feature_scm(params: LoanSCMParameters | None = None):
     return loan_scm(params, label=False)
 
 
-def sample_loan_data(n: int, generator: torch.Generator | None = None,
+def sample_loan_data(n: int, generator=None,
                      params: LoanSCMParameters | None = None) -> LoanData:
     """Sample ``n`` applicants from :func:`loan_scm` (:doc:`chapter 17 </notebooks/17-robustness-fairness>`).
 
@@ -331,6 +336,6 @@ def sample_loan_data(n: int, generator: torch.Generator | None = None,
     """
     n = check_positive_int(n, "n")
     p = _check_loan_parameters(params)
-    values, noise = loan_scm(p).sample(n, generator, return_noise=True)
+    values, noise = _loan_scm(p, label=True).sample(n, generator, return_noise=True)
     return LoanData(values["group"], values["age"], values["education"], values["income"], values["repay"],
                     noise["education"], noise["income"], noise["repay"], p)

@@ -6,7 +6,7 @@ import causalbook_lib as cb
 
 
 def test_benchmark_problem_is_seeded_and_well_formed():
-    a, b = cb.datasets.benchmark_network(seed=3), cb.datasets.benchmark_network(seed=3)
+    a, b = cb.datasets.benchmark_network(generator=3), cb.datasets.benchmark_network(generator=3)
     x = torch.zeros(2, 784, dtype=torch.float64)
     assert torch.equal(a(x), b(x)) and a(x).shape == (2, 10)
     mean, cov = cb.datasets.benchmark_inputs()
@@ -14,14 +14,14 @@ def test_benchmark_problem_is_seeded_and_well_formed():
     assert torch.allclose(cov, cov.T)
     # full rank: the nugget keeps the smallest eigenvalue at least nugget * variance
     assert float(torch.linalg.eigvalsh(cov).min()) > 0.9 * 0.05 * 0.05
-    rows = cb.datasets.gaussian_rows(mean, cov, 4000, seed=1)
+    rows = cb.datasets.gaussian_rows(mean, cov, 4000, generator=1)
     # the sample covariance of one pixel pair is close to the model's (Monte Carlo, 4000 draws)
     emp = torch.cov(rows[:, [406, 407]].T)
     assert torch.allclose(emp, cov[[406, 407]][:, [406, 407]], atol=5 * 0.05 / 4000 ** 0.5)
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"gain": 0.0}, "gain"), ({"seed": 1.5}, "seed"), ({"dtype": torch.int64}, "dtype")])
+    ({"gain": 0.0}, "gain"), ({"generator": 1.5}, "generator"), ({"dtype": torch.int64}, "dtype")])
 def test_benchmark_network_validates(kwargs, match):
     with pytest.raises(ValueError, match=match):
         cb.datasets.benchmark_network(**kwargs)

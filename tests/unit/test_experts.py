@@ -31,9 +31,9 @@ def test_specialisation_matrix_brute_force():
 
 
 def test_competing_experts_small_run_and_outputs():
-    data = cb.datasets.transformed_digits(seed=0)
+    data = cb.datasets.transformed_digits(generator=0)
     fit = inv.train_competing_experts(data.transformed[:300], data.clean[:300], n_experts=3, steps=5,
-                                      discriminator_steps=5, seed=0)
+                                      discriminator_steps=5, generator=0)
     assert fit.kernels.shape == (3, 3, 3) and fit.biases.shape == (3,) and fit.wins.shape == (5, 3)
     assert bool((fit.wins.sum(1) == 300).all()) and fit.wins.dtype == torch.int64
     winner, out = inv.assign_experts(fit, data.transformed[:10])
@@ -47,9 +47,9 @@ def test_competing_experts_small_run_and_outputs():
 
 
 def test_identity_expert_is_exact_and_winner_is_argmax():
-    data = cb.datasets.transformed_digits(seed=0)
+    data = cb.datasets.transformed_digits(generator=0)
     fit = inv.train_competing_experts(data.transformed[:50], data.clean[:50], n_experts=2, steps=1,
-                                      discriminator_steps=0, init_noise=0.0, lr=1e-12, seed=0)
+                                      discriminator_steps=0, init_noise=0.0, lr=1e-12, generator=0)
     _, out = inv.assign_experts(fit, data.clean[:5])
     assert torch.allclose(out[0], data.clean[:5], atol=1e-6)
 
@@ -87,9 +87,9 @@ def test_restoration_error_ratio_brute_force():
 
 
 def test_restore_with_experts_is_the_winners_clipped_output():
-    data = cb.datasets.transformed_digits(seed=0)
+    data = cb.datasets.transformed_digits(generator=0)
     fit = inv.train_competing_experts(data.transformed[:100], data.clean[:100], n_experts=3, steps=3,
-                                      discriminator_steps=3, seed=0)
+                                      discriminator_steps=3, generator=0)
     fit.biases[2] = 0.7  # make some outputs leave [0, 1]
     x = data.transformed[:20]
     winner, restored = inv.restore_with_experts(fit, x)
@@ -103,11 +103,11 @@ def test_restore_with_experts_is_the_winners_clipped_output():
 
 def test_competition_specialises_on_an_easy_pair():
     # two transformations with exact 3x3 inverses, two experts: each should win one transformation
-    data = cb.datasets.transformed_digits(seed=0)
+    data = cb.datasets.transformed_digits(generator=0)
     x = data.original[:200]
     index = torch.arange(200) % 2 * 3  # 0 = shift right, 3 = invert
-    xt = cb.datasets.transform_digits(x, index, seed=0)
-    fit = inv.train_competing_experts(xt, data.clean[:200], n_experts=2, steps=300, seed=0)
+    xt = cb.datasets.transform_digits(x, index, generator=0)
+    fit = inv.train_competing_experts(xt, data.clean[:200], n_experts=2, steps=300, generator=0)
     winner, restored = inv.restore_with_experts(fit, xt)
     share = inv.specialisation_matrix(winner.numpy(), (index // 3).numpy(), 2, 2)
     assert share.max(1).values.min() > 0.9 and share.argmax(1)[0] != share.argmax(1)[1]

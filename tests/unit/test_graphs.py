@@ -43,7 +43,7 @@ def test_m_bias_and_sets():
 def test_against_networkx_on_random_dags(seed):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(3, 10))
-    g = random_dag(n, float(rng.uniform(0.15, 0.6)), seed=seed)
+    g = random_dag(n, float(rng.uniform(0.15, 0.6)), generator=seed)
     nodes = list(g.nodes)
     for _ in range(8):
         perm = rng.permutation(nodes)
@@ -111,7 +111,7 @@ def test_backdoor_criterion():
 
 
 def test_random_dag():
-    g = random_dag(12, 0.5, seed=3)
+    g = random_dag(12, 0.5, generator=3)
     assert nx.is_directed_acyclic_graph(g) and set(g) == set(range(12))
     assert all(u < v for u, v in g.edges)
     assert random_dag(5, 0.0).number_of_edges() == 0

@@ -8,7 +8,7 @@ from causalbook_lib.datasets import ood
 
 
 def test_altitude_temperature_moments_and_mechanism():
-    a, t = ood.altitude_temperature(200_000, 2.0, 0.6, seed=1)
+    a, t = ood.altitude_temperature(200_000, 2.0, 0.6, generator=1)
     assert a.shape == t.shape == (200_000,)
     assert abs(float(a.mean()) - 2.0) < 0.01 and abs(float(a.std()) - 0.6) < 0.01
     slope = float(torch.cov(torch.stack([a, t]))[0, 1] / a.var())
@@ -19,7 +19,7 @@ def test_altitude_temperature_moments_and_mechanism():
 
 def test_altitude_temperature_conditionals_match_regression():
     truth = ood.altitude_temperature_conditionals(0.4, 0.15)
-    a, t = ood.altitude_temperature(400_000, 0.4, 0.15, seed=2)
+    a, t = ood.altitude_temperature(400_000, 0.4, 0.15, generator=2)
     slope, intercept = np.polyfit(t.numpy(), a.numpy(), 1)
     resid = a.numpy() - (slope * t.numpy() + intercept)
     assert abs(slope - truth["anticausal"]["slope"]) < 5e-4  # about 5 standard errors
@@ -41,7 +41,7 @@ def test_altitude_temperature_scm_is_an_scm_with_the_right_graph():
                                     dict(n=10, altitude_mean=0.0, altitude_std=0.0),
                                     dict(n=10, altitude_mean=float("nan"), altitude_std=1.0),
                                     dict(n=10, altitude_mean=0.0, altitude_std=1.0, noise_std=-1.0),
-                                    dict(n=10, altitude_mean=0.0, altitude_std=1.0, seed=-1)])
+                                    dict(n=10, altitude_mean=0.0, altitude_std=1.0, generator=-1)])
 def test_altitude_temperature_bad_input(kwargs):
     with pytest.raises(ValueError):
         ood.altitude_temperature(**kwargs)
@@ -53,7 +53,7 @@ def test_altitude_conditionals_bad_input():
 
 
 def test_cows_and_camels_frequencies():
-    d = ood.cows_and_camels(100_000, 0.9, seed=3)
+    d = ood.cows_and_camels(100_000, 0.9, generator=3)
     assert set(d) == {"creature", "x", "label", "background", "z"}
     assert torch.equal(d["label"], d["creature"])
     match = float((d["background"] == d["label"]).double().mean())
@@ -76,7 +76,7 @@ def test_cows_and_camels_bad_input(kwargs):
 
 
 def test_coloured_digits_construction():
-    envs = ood.coloured_digits((0.1, 0.2, 0.9), seed=0)
+    envs = ood.coloured_digits((0.1, 0.2, 0.9), generator=0)
     assert [len(e.y) for e in envs] == [599, 599, 599]
     e = envs[0]
     assert e.x.shape == (599, 2, 8, 8) and e.flat().shape == (599, 128) and e.grey().shape == (599, 128)
@@ -96,10 +96,10 @@ def test_coloured_digits_construction():
 
 
 def test_coloured_digits_deterministic_and_bad_input():
-    a = ood.coloured_digits((0.1, 0.9), seed=5)
-    b = ood.coloured_digits((0.1, 0.9), seed=5)
+    a = ood.coloured_digits((0.1, 0.9), generator=5)
+    b = ood.coloured_digits((0.1, 0.9), generator=5)
     assert torch.equal(a[1].x, b[1].x) and torch.equal(a[1].y, b[1].y)
-    for bad in [dict(colour_flips=(0.1, 1.2)), dict(colour_flips=()), dict(label_noise=-0.1), dict(seed=1.5)]:
+    for bad in [dict(colour_flips=(0.1, 1.2)), dict(colour_flips=()), dict(label_noise=-0.1), dict(generator=1.5)]:
         with pytest.raises(ValueError):
             ood.coloured_digits(**bad)
 
@@ -108,14 +108,14 @@ def test_transform_digits_against_hand_computed_images():
     x = torch.zeros(4, 8, 8)
     x[:, 3, 3] = 1.0
     idx = torch.tensor([0, 1, 2, 3])
-    out = ood.transform_digits(x, idx, noise_std=0.1, seed=0)
+    out = ood.transform_digits(x, idx, noise_std=0.1, generator=0)
     right, down = torch.zeros(8, 8), torch.zeros(8, 8)
     right[3, 4] = 1.0
     down[4, 3] = 1.0
     assert torch.equal(out[0], right) and torch.equal(out[1], down)
     assert torch.equal(out[3], 1 - x[3])
     assert 0 <= float(out[2].min()) and float(out[2].max()) <= 1 and not torch.equal(out[2], x[2])
-    flat = ood.transform_digits(x.reshape(4, 64), idx, noise_std=0.1, seed=0)
+    flat = ood.transform_digits(x.reshape(4, 64), idx, noise_std=0.1, generator=0)
     assert torch.equal(flat.reshape(4, 8, 8), out)
 
 
@@ -130,10 +130,10 @@ def test_transform_digits_bad_input(x, idx):
 
 
 def test_transformed_digits_split():
-    d = ood.transformed_digits(seed=0)
+    d = ood.transformed_digits(generator=0)
     assert len(d.clean) + len(d.transformed) == 1797
     assert d.transformed.shape == d.original.shape and d.index.shape == (len(d.transformed),)
-    again = ood.transform_digits(d.original, d.index, seed=0)
+    again = ood.transform_digits(d.original, d.index, generator=0)
     keep = d.index != 2  # noise draws differ by seed; deterministic transformations must agree
     assert torch.equal(again[keep], d.transformed[keep])
     assert d.index.bincount().min() > 180
@@ -168,7 +168,7 @@ def test_expert_digit_splits_are_disjoint_and_complete():
     for part in (d.train, d.test_in, d.test_out):
         assert [lookup[tuple(r)] for r in part.original.numpy().round(6).tolist()] == part.labels.tolist()
         keep = part.index != 2  # deterministic transformations
-        again = ood.transform_digits(part.original, part.index, seed=0)
+        again = ood.transform_digits(part.original, part.index, generator=0)
         assert torch.equal(again[keep], part.transformed[keep])
     assert torch.equal(d.classifier_y[:len(d.train.labels)], d.train.labels)
     again = ood.expert_digit_splits(generator=0)

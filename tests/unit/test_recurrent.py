@@ -58,7 +58,7 @@ def test_rollout_without_feedback_keeps_data(data, tiny_gru):
 def test_algorithm2_exact_for_quadratic_readout(data):
     """f' quadratic in the window: Eq. 4 with the 1/n rollout moments equals the MC mean exactly."""
     model = R.DelayLineRNN([0.5, -0.4, 0.3], activation=quadratic)
-    res = R.interventional_expectation_rnn(model, data, t_hat=3, feature=1, alphas=[-1.0, 0.0, 1.0], t=7, output=1)
+    res = R.interventional_expectation_rnn(model, data, t_hat=3, feature=1, alphas=[-1.0, 0.0, 1.0], t=7, target=1)
     torch.testing.assert_close(res.taylor, res.mc, atol=1e-12, rtol=0)
     # the intervention matters and the second-order term is not negligible
     assert float(res.mc.max() - res.mc.min()) > 0.05
@@ -78,9 +78,9 @@ def test_algorithm2_vs_monte_carlo_tiny_gru_with_feedback(data, tiny_gru):
 
 
 def test_batched_features_match_single_calls(data, tiny_gru):
-    both = R.interventional_expectation_rnn(tiny_gru, data, t_hat=4, feature=[0, 1], alphas=[0.5, -0.5], t=6, output=1)
-    a = R.interventional_expectation_rnn(tiny_gru, data, t_hat=4, feature=0, alphas=[0.5], t=6, output=1)
-    b = R.interventional_expectation_rnn(tiny_gru, data, t_hat=4, feature=1, alphas=[-0.5], t=6, output=1)
+    both = R.interventional_expectation_rnn(tiny_gru, data, t_hat=4, feature=[0, 1], alphas=[0.5, -0.5], t=6, target=1)
+    a = R.interventional_expectation_rnn(tiny_gru, data, t_hat=4, feature=0, alphas=[0.5], t=6, target=1)
+    b = R.interventional_expectation_rnn(tiny_gru, data, t_hat=4, feature=1, alphas=[-0.5], t=6, target=1)
     torch.testing.assert_close(both.taylor, torch.cat([a.taylor, b.taylor]))
     torch.testing.assert_close(both.mc, torch.cat([a.mc, b.mc]))
 
@@ -189,7 +189,7 @@ def test_last_step_output_and_training():
     model = R.RecurrentRegressor(1, 1, 1, cell="gru", output_activation="sigmoid")
     hist = R.fit_last_step_classifier(model, seqs.x, seqs.lengths, seqs.y, epochs=3, batch_size=32, generator=g)
     assert len(hist) == 3 and hist[-1] < hist[0]
-    p = R.last_step_output(model, seqs.x, seqs.lengths, batch_size=50)
+    p = R.last_step_output(model, seqs.x, seqs.lengths, chunk_size=50)
     y, _ = model(seqs.x[:1, : int(seqs.lengths[0])])
     assert p.shape == (256,)
     torch.testing.assert_close(p[0], y[0, -1, 0].detach())
@@ -210,7 +210,7 @@ def test_last_step_output_and_training():
     (dict(t_hat=3, feature=0, alphas=[], t=5), "alphas"),
     (dict(t_hat=3, feature=0, alphas=[0.0], t=5, covariance_window=1), "covariance window"),
     (dict(t_hat=3, feature=0, alphas=[0.0], t=5, covariance_window=6), "covariance_window"),
-    (dict(t_hat=3, feature=0, alphas=[0.0], t=5, output=2), "output"),
+    (dict(t_hat=3, feature=0, alphas=[0.0], t=5, target=2), "target"),
 ])
 def test_bad_input_algorithm2(data, tiny_gru, kwargs, match):
     with pytest.raises(ValueError, match=match):
