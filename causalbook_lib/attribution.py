@@ -83,7 +83,7 @@ def check_output_function(forward_func: Callable, x: torch.Tensor, name: str = "
     return y
 
 
-def gradients(forward_func: Callable, x) -> torch.Tensor:
+def gradients(forward_func: Callable, x, *, target: int | None = None) -> torch.Tensor:
     """Plain gradients :math:`\\nabla_x f` at each row of ``x`` (saliency; :doc:`chapter 03 </notebooks/03-gradients-and-ig>`).
 
     Batched with ``torch.func.vmap`` over ``torch.func.grad``; computed in the dtype and on the device
@@ -94,6 +94,8 @@ def gradients(forward_func: Callable, x) -> torch.Tensor:
         forward_func: output function, (n, k) -> (n,); it must be composable with ``torch.func`` (plain torch ops
             and ``nn.Module`` calls are).
         x: inputs of shape (k,) or (n, k).
+        target: ``None`` when ``forward_func`` already returns one value per row, or the index of
+            the output to explain when it returns ``(n, outputs)`` (Captum's ``target``).
 
     Returns:
         gradients of the same shape as ``x``.
@@ -102,13 +104,14 @@ def gradients(forward_func: Callable, x) -> torch.Tensor:
         ValueError: bad ``x`` or an ``forward_func`` that does not return one scalar per row.
     """
     xb, single = _as_batch(x, "x")
+    forward_func = _select_target(forward_func, target)
     check_output_function(forward_func, xb)
     g = torch.func.vmap(torch.func.grad(lambda v: forward_func(v.unsqueeze(0)).squeeze(0)))(xb).detach()
     return g[0] if single else g
 
 
 def integrated_gradients(forward_func: Callable, x, baseline, *, method: str = "gausslegendre", n_steps: int = 50,
-                         return_delta: bool = False):
+                         return_delta: bool = False, target: int | None = None):
     """Integrated Gradients of ``forward_func`` from ``baseline`` to ``x``, computed by Captum.
 
     .. math:: \\mathrm{IG}_i(x) = (x_i - x'_i) \\int_0^1 \\partial_i f\\big(x' + t(x - x')\\big)\\,dt,
@@ -129,6 +132,8 @@ def integrated_gradients(forward_func: Callable, x, baseline, *, method: str = "
         n_steps: number of quadrature nodes (>= 1 for Gauss-Legendre, >= 2 for Captum's Riemann rules).
         return_delta: also return the completeness gap
             :math:`\\sum_i \\mathrm{IG}_i - (f(x) - f(x'))` per row.
+        target: ``None`` when ``forward_func`` already returns one value per row, or the index of
+            the output to explain when it returns ``(n, outputs)`` (Captum's ``target``).
 
     Returns:
         attributions with the shape, dtype and device of ``x`` (float64 unless ``x`` is a floating
@@ -150,6 +155,7 @@ def integrated_gradients(forward_func: Callable, x, baseline, *, method: str = "
         base = torch.broadcast_to(base, xb.shape).clone()
     except RuntimeError as exc:
         raise ValueError(f"baseline of shape {tuple(base.shape)} does not broadcast to x {tuple(xb.shape)}") from exc
+    forward_func = _select_target(forward_func, target)
     check_output_function(forward_func, xb)
     ig = IntegratedGradients(forward_func)
     out = ig.attribute(xb, baselines=base, method=method, n_steps=n_steps, return_convergence_delta=return_delta)
@@ -236,7 +242,8 @@ def uniform_doer_average(curve: torch.Tensor) -> torch.Tensor:
 
 
 def ace_map(forward_func: Callable, low, high, *, num: int = 100, data=None, mean=None, cov=None,
-            method: str = "hvp", output_range=None, chunk_size: int | None = None) -> AceMap:
+            method: str = "hvp", output_range=None, chunk_size: int | None = None,
+            target: int | None = None) -> AceMap:
     """Interventional expectations and ACE (Eq. 1) of every input feature on one output, on a grid.
 
     For each feature i, :math:`\\alpha` runs over ``num`` evenly spaced values on ``[low_i, high_i]``,
@@ -257,6 +264,8 @@ def ace_map(forward_func: Callable, low, high, *, num: int = 100, data=None, mea
         chunk_size: at most this many rows per call of ``forward_func`` (see
             :func:`causalbook_lib.interventions.interventional_expectation`); default: batches of
             about 8M input floats. Lower it for convolutional networks.
+        target: ``None`` when ``forward_func`` already returns one value per row, or the index of
+            the output to explain when it returns ``(n, outputs)`` (Captum's ``target``).
 
     Returns:
         an :class:`AceMap` of (k, num) tensors.
@@ -265,6 +274,7 @@ def ace_map(forward_func: Callable, low, high, *, num: int = 100, data=None, mea
         ValueError: bad bounds, ``num < 2``, missing data/moments, or any error of the engine.
     """
     num = check_positive_int(num, "num", minimum=2)
+    forward_func = _select_target(forward_func, target)
     d, mean, cov, k = _moments(data, mean, cov, method)
     lo, hi = _bounds(low, high, k)
     steps = torch.linspace(0.0, 1.0, num, dtype=torch.float64)
@@ -277,7 +287,8 @@ def ace_map(forward_func: Callable, low, high, *, num: int = 100, data=None, mea
 
 
 def local_ace(forward_func: Callable, x, low, high, *, num: int = 100, data=None, mean=None, cov=None,
-              method: str = "hvp", output_range=None, chunk_size: int | None = None) -> torch.Tensor:
+              method: str = "hvp", output_range=None, chunk_size: int | None = None,
+              target: int | None = None) -> torch.Tensor:
     """Local causal attributions: :math:`\\mathrm{ACE}^y_{do(x_i = u_i)}` at each input's own values.
 
     For an input row :math:`u`, feature i gets :math:`\\mathbb{E}[y|do(x_i=u_i)] - \\text{baseline}_i`
@@ -285,14 +296,15 @@ def local_ace(forward_func: Callable, x, low, high, *, num: int = 100, data=None
     Unlike a gradient or IG, the value depends on the input only through :math:`u_i`.
 
     Args:
-        forward_func, low, high, num, data, mean, cov, method, output_range, chunk_size: as in
-            :func:`ace_map`.
+        forward_func, low, high, num, data, mean, cov, method, output_range, chunk_size, target: as
+            in :func:`ace_map`.
         x: inputs of shape (k,) or (n, k).
 
     Returns:
         (n, k) (or (k,)) tensor of local ACE values.
     """
     xb, single = _as_batch(x, "x")
+    forward_func = _select_target(forward_func, target)
     grid = ace_map(forward_func, low, high, num=num, data=data, mean=mean, cov=cov, method=method,
                    output_range=output_range, chunk_size=chunk_size)
     d, mean_, cov_, k = _moments(data, mean, cov, method)
@@ -302,6 +314,15 @@ def local_ace(forward_func: Callable, x, low, high, *, num: int = 100, data=None
                          output_range=output_range, chunk_size=chunk_size).to(torch.float64) for i in range(k)]
     out = torch.stack(cols, dim=1) - grid.baseline
     return out[0] if single else out
+
+
+def _select_target(forward_func: Callable, target) -> Callable:
+    """``forward_func`` itself for ``target=None``, else ``x -> forward_func(x)[..., target]``."""
+    if target is None:
+        return forward_func
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+        raise ValueError(f"target must be None or the integer index of one output, got {target!r}")
+    return _target_output(forward_func, int(target))
 
 
 def _target_output(forward_func: Callable, target) -> Callable:

@@ -356,3 +356,20 @@ def test_chunk_size_bounds_every_call_and_leaves_the_result(method):
     torch.testing.assert_close(small, ref, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="chunk_size"):
         A.local_ace(f, data[:3], 0.0, 1.0, chunk_size=0, **kw)
+
+
+def test_target_picks_one_output_as_in_captum():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    x = torch.rand(5, 3, dtype=torch.float64)
+    one = lambda v: net(v)[:, 2]  # noqa: E731
+    assert torch.equal(A.gradients(net, x, target=2), A.gradients(one, x))
+    assert torch.equal(A.integrated_gradients(net, x, 0.0, target=2), A.integrated_gradients(one, x, 0.0))
+    kw = dict(low=0.0, high=1.0, num=5, data=x)
+    assert torch.equal(A.ace_map(net, target=2, **kw).ace, A.ace_map(one, **kw).ace)
+    assert torch.equal(A.local_ace(net, x, target=2, **kw), A.local_ace(one, x, **kw))
+    with pytest.raises(ValueError, match="forward_func must map inputs of shape"):
+        A.gradients(net, x)                               # three outputs and no target
+    for bad in (1.5, True, "2"):
+        with pytest.raises(ValueError, match="target must be None or the integer index"):
+            A.ace_map(net, target=bad, **kw)
