@@ -192,3 +192,20 @@ def test_check_binary():
 def test_unit_tests_run_on_their_device(device):
     """The conftest fixture: a tensor made without device= lives on the test's device."""
     assert torch.empty(1).device.type == device.type
+
+
+def test_check_psd_judges_a_stack_matrix_by_matrix():
+    good = torch.stack([torch.eye(3), 1e4 * torch.eye(3)]).double()
+    utils.check_psd(good, batched=True)
+    bad = good.clone()
+    bad[0, 0, 0] = -0.5                                   # only the first matrix is indefinite
+    with pytest.raises(ValueError, match="covs must be positive semi-definite"):
+        utils.check_psd(bad, "covs", batched=True)
+    skew = good.clone()
+    skew[1, 0, 1] += 1.0                                  # 1e-4 of that matrix's scale: not symmetric
+    with pytest.raises(ValueError, match="must be symmetric"):
+        utils.check_psd(skew, batched=True)
+    with pytest.raises(ValueError, match="a square matrix"):
+        utils.check_psd(good)                             # a stack needs batched=True
+    with pytest.raises(ValueError, match="stack of square matrices"):
+        utils.check_psd(torch.ones(2, 3, 4), batched=True)
