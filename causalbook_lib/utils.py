@@ -229,21 +229,30 @@ def check_shape(t: torch.Tensor, name: str, shape: Sequence[int | None]) -> None
         raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
 
 
-def check_psd(cov: torch.Tensor, name: str = "cov", size: int | None = None, tol: float = 1e-8) -> None:
-    """Check that ``cov`` is a finite, square, symmetric positive semi-definite matrix."""
+def check_psd(cov: torch.Tensor, name: str = "cov", size: int | None = None, tol: float = 1e-8, *,
+              batched: bool = False) -> None:
+    """Check that ``cov`` is a finite, square, symmetric positive semi-definite matrix (with
+    ``batched=True``: a stack ``(..., n, n)`` of them, each judged on its own scale).
+
+    Symmetric means ``|C - C^T| <= tol * max(1, max|C|)`` entrywise, and positive semi-definite
+    that the smallest eigenvalue is at least ``-1e-6 * max(1, max|C|)`` (round-off in a covariance
+    estimated in float32 stays above that).
+    """
     cov = torch.as_tensor(cov)
-    if cov.dim() != 2 or cov.shape[0] != cov.shape[1]:
-        raise ValueError(f"{name} must be a square matrix, got shape {tuple(cov.shape)}")
-    if size is not None and cov.shape[0] != size:
+    if cov.dim() < 2 or (cov.dim() != 2 and not batched) or cov.shape[-1] != cov.shape[-2]:
+        what = "a stack of square matrices (..., n, n)" if batched else "a square matrix"
+        raise ValueError(f"{name} must be {what}, got shape {tuple(cov.shape)}")
+    if size is not None and cov.shape[-1] != size:
         raise ValueError(f"{name} must be {size}x{size} to match the input size, got {tuple(cov.shape)}")
     check_finite(cov, name)
     c = cov.to(torch.float64)
-    scale = max(1.0, float(c.abs().max()))
-    if not torch.allclose(c, c.T, atol=tol * scale, rtol=0.0):
-        raise ValueError(f"{name} must be symmetric (max |C - C^T| = {float((c - c.T).abs().max()):.3g})")
-    min_eig = float(torch.linalg.eigvalsh(c).min())
-    if min_eig < -1e-6 * scale:
-        raise ValueError(f"{name} must be positive semi-definite, but its smallest eigenvalue is {min_eig:.3g}")
+    scale = c.abs().amax(dim=(-2, -1)).clamp(min=1.0)
+    asym = (c - c.transpose(-2, -1)).abs().amax(dim=(-2, -1))
+    if bool((asym > tol * scale).any()):
+        raise ValueError(f"{name} must be symmetric (max |C - C^T| = {float(asym.max()):.3g})")
+    min_eig = torch.linalg.eigvalsh(c).amin(dim=-1)
+    if bool((min_eig < -1e-6 * scale).any()):
+        raise ValueError(f"{name} must be positive semi-definite, but its smallest eigenvalue is {float(min_eig.min()):.3g}")
 
 
 def check_interval(low: float, high: float, name: str = "interval") -> None:

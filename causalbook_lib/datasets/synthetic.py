@@ -59,8 +59,8 @@ FACE_CPTS = {
 }
 
 
-def face_templates() -> dict[str, np.ndarray]:
-    """The pixel masks (12 x 12, values 0/1) the faces are drawn from.
+def face_templates() -> dict[str, torch.Tensor]:
+    """The pixel masks (12 x 12 float64 tensors, values 0/1) the faces are drawn from.
 
     Keys: ``"eyes"`` (always drawn), ``"top_hair"`` (drawn when not Bald), ``"side_hair"``
     (long hair, drawn when not Male), ``"wrinkles"`` (drawn when not Young), ``"mustache"``,
@@ -68,7 +68,7 @@ def face_templates() -> dict[str, np.ndarray]:
     do not overlap, which is what makes :func:`judge_face_attributes` exact up to noise.
     """
     s = FACE_SIZE
-    t = {k: np.zeros((s, s)) for k in ("eyes", "top_hair", "side_hair", "wrinkles", "mustache", "smile", "mouth")}
+    t = {k: torch.zeros(s, s, dtype=torch.float64) for k in ("eyes", "top_hair", "side_hair", "wrinkles", "mustache", "smile", "mouth")}
     t["top_hair"][0:2, 2:10] = 1
     t["side_hair"][2:10, 0:2] = 1
     t["side_hair"][2:10, 10:12] = 1
@@ -111,7 +111,7 @@ def face_images(attributes, *, entangled: bool = False) -> torch.Tensor:
         ValueError: wrong shape or values other than 0/1.
     """
     a = _check_attributes(attributes)
-    t = {k: torch.as_tensor(v.ravel(), dtype=torch.float64) for k, v in face_templates().items()}
+    t = {k: v.ravel() for k, v in face_templates().items()}
     if entangled:
         m = torch.zeros(FACE_SIZE, FACE_SIZE, dtype=torch.float64)
         m[8, :] = 1

@@ -21,7 +21,8 @@ __all__ = ["TabularSplit", "load_iris_scaled", "load_digits_split", "BerkeleyAdm
 
 @dataclass
 class TabularSplit:
-    """A train/test split of features ``x`` (float tensors) and integer labels ``y``."""
+    """A train/test split of features ``x`` (float tensors) and integer labels ``y``; ``low`` and
+    ``high`` (float64 tensors) are the per-feature minimum and maximum that the scaling used."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -29,12 +30,13 @@ class TabularSplit:
     y_test: torch.Tensor
     feature_names: list[str]
     target_names: list[str]
-    low: np.ndarray
-    high: np.ndarray
+    low: torch.Tensor
+    high: torch.Tensor
 
-    def unscale(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Map min-max scaled features back to the original units."""
-        return np.asarray(x) * (self.high - self.low) + self.low
+    def unscale(self, x) -> torch.Tensor:
+        """Map min-max scaled features back to the original units (float64, on the device of ``low``)."""
+        x = torch.as_tensor(x, dtype=torch.float64, device=self.low.device)
+        return x * (self.high - self.low) + self.low
 
 
 def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, generator):
@@ -63,7 +65,8 @@ def load_iris_scaled(test_fraction: float = 0.0, generator=0, dtype: torch.dtype
     xtr, ytr, xte, yte = _split(xs, data.target, test_fraction, generator)
     t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
     return TabularSplit(t(xtr), torch.as_tensor(ytr), t(xte), torch.as_tensor(yte),
-                        list(data.feature_names), list(data.target_names), low, high)
+                        list(data.feature_names), list(data.target_names),
+                        torch.as_tensor(low, dtype=torch.float64), torch.as_tensor(high, dtype=torch.float64))
 
 
 def load_digits_split(test_fraction: float = 0.25, generator=0, classes=None,
@@ -92,7 +95,7 @@ def load_digits_split(test_fraction: float = 0.25, generator=0, classes=None,
     t = lambda a: torch.as_tensor(a, dtype=dtype)  # noqa: E731
     return TabularSplit(t(xtr), torch.as_tensor(ytr), t(xte), torch.as_tensor(yte),
                         [f"pixel_{r}_{c}" for r in range(8) for c in range(8)], names,
-                        np.zeros(64), np.full(64, 16.0))
+                        torch.zeros(64, dtype=torch.float64), torch.full((64,), 16.0, dtype=torch.float64))
 
 
 # ----------------------------------------------------------------------------- Berkeley 1973

@@ -11,7 +11,8 @@ def test_iris_scaled():
     s = load_iris_scaled()
     assert s.x_train.shape == (150, 4) and s.x_test.shape == (0, 4)
     assert float(s.x_train.min()) == 0.0 and float(s.x_train.max()) == 1.0
-    np.testing.assert_allclose(s.unscale(s.x_train.double().numpy()).max(0), s.high)
+    torch.testing.assert_close(s.unscale(s.x_train).max(0).values, s.high)
+    assert s.low.dtype == s.high.dtype == torch.float64
     with pytest.raises(ValueError, match="test_fraction"):
         load_iris_scaled(test_fraction=1.0)
 
