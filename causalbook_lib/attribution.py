@@ -250,6 +250,9 @@ def ace_map(forward_func: Callable, low, high, *, num: int = 100, data=None, mea
     :math:`\\mathbb{E}[y|do(x_i=\\alpha)]` comes from :mod:`causalbook_lib.interventions` (the Taylor
     estimate of Eq. 4 with ``method`` in ``{"hvp", "hessian", "finite_difference"}``, or the empirical
     Eq. 2 with ``method="mc"``) and the baseline is its trapezoid mean over the grid (a uniform doer).
+    Each feature is one batched call (all its grid values at once); for models with hundreds of
+    features, :func:`causalbook_lib.interventions.interventional_expectation_all` shares one
+    factorisation of the covariance between all of them (:doc:`chapter 06 </notebooks/06-scaling>`).
     Chapters :doc:`04 </notebooks/04-interventional-expectations>` and :doc:`05 </notebooks/05-causal-regressors>`.
 
     Args:

@@ -12,8 +12,11 @@ a seed (the same int gives the same draws), and a ``torch.Generator`` is used as
 global state.
 
 Devices and dtypes. Functions compute on the device and in the dtype of their floating inputs (a
-model's parameters count as inputs); lists and integer tensors become float64.
-:func:`default_device` is CUDA, else MPS, else the CPU; the chapters run on the CPU.
+model's parameters count as inputs); lists and integer tensors become float64. Estimates that sum
+many terms (Monte Carlo means, information flows, second-order corrections) are accumulated in
+float64 on the inputs' device. Apple's MPS has no float64, so those functions do not run there yet;
+the unit tests run on every device present and would say so. :func:`default_device` is CUDA, else
+MPS, else the CPU; the chapters run on the CPU.
 """
 from __future__ import annotations
 
