@@ -408,18 +408,14 @@ class CausalACE(Attribution):
                            for v, name in ((data, "data"), (mean, "mean"), (cov, "cov")))
         kw = dict(num=num, data=data, mean=mean, cov=cov, method=method, output_range=output_range,
                   chunk_size=chunk_size)
-        if isinstance(target, (list, tuple)) or (isinstance(target, torch.Tensor) and target.dim() == 1):
-            targets = torch.as_tensor(target).tolist()
-            if len(targets) != inputs.shape[0]:
-                raise ValueError(f"target holds {len(targets)} indices for {inputs.shape[0]} inputs")
-            out = torch.empty(inputs.shape, dtype=torch.float64)
-            for t in sorted(set(targets)):
-                rows = [r for r, tr in enumerate(targets) if tr == t]
-                out[rows] = local_ace(_target_output(self.forward_func, int(t)), inputs[rows].detach(),
+        target = _row_targets(target, inputs.shape[0])
+        if isinstance(target, torch.Tensor):                 # one output index per row
+            out = torch.empty(inputs.shape, dtype=torch.float64, device=inputs.device)
+            for t in target.unique().tolist():
+                rows = (target == t).nonzero()[:, 0].to(inputs.device)
+                out[rows] = local_ace(_target_output(self.forward_func, t), inputs[rows].detach(),
                                       low, high, **kw)
         else:
-            if isinstance(target, torch.Tensor):
-                target = int(target)
             out = local_ace(_target_output(self.forward_func, target), inputs.detach(), low, high, **kw)
         out = out.to(dtype=inputs.dtype, device=inputs.device)
         return (out,) if as_tuple else out

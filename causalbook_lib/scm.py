@@ -27,7 +27,7 @@ from typing import Callable, Mapping
 import networkx as nx
 import torch
 
-from .graphs import check_dag, surgery
+from .graphs import check_dag
 from .utils import as_generator, check_positive_int, check_probabilities
 
 __all__ = ["Variable", "SCM", "additive", "bernoulli", "categorical", "binary_scm", "probability_table",

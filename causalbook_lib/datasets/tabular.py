@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..utils import check_positive_int, seed_from
+from ..utils import seed_from
 
 __all__ = ["TabularSplit", "load_iris_scaled", "load_digits_split", "BerkeleyAdmissions",
            "load_berkeley_admissions"]

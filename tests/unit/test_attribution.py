@@ -278,7 +278,7 @@ def test_causal_ace_validates():
         explainer.attribute(data[0], target=0, data=data)
     with pytest.raises(ValueError, match="low and high"):
         explainer.attribute(data[:2], target=0, mean=data.mean(0), cov=torch.cov(data.T))
-    with pytest.raises(ValueError, match="target holds 1"):
+    with pytest.raises(ValueError, match=r"one integer index per input row \(2\)"):
         explainer.attribute(data[:2], target=[0], data=data)
     with pytest.raises(ValueError, match="give target"):
         explainer.attribute(data[:2], data=data)
