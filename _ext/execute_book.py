@@ -69,10 +69,14 @@ def _execute_one(path: Path, out: Path) -> int:
     """Worker: execute one chapter and write the executed notebook and its run time to ``out``."""
     from jupyter_cache.executors.utils import single_nb_execution
 
+    sys.path.insert(0, str(ROOT))
+    from tests.kernels import IpcKernelManager  # no TCP ports, so no port clash with the other chapters' kernels
+
     settings = _execute_config()
     nb = read_chapter(path)
     result = single_nb_execution(nb, cwd=str(path.parent), timeout=settings["timeout"],
-                                 allow_errors=settings["allow_errors"], meta_override=True)
+                                 allow_errors=settings["allow_errors"], meta_override=True,
+                                 kernel_manager_class=IpcKernelManager)
     if result.err is not None:
         sys.stderr.write(result.exc_string or repr(result.err))
         return 1

@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from tests.kernels import patch_nbval
 from tests.notebooks import BUDGET_SECONDS, LIMIT_SECONDS
+
+# nbval's kernels talk over Unix sockets: two chapters start their kernels at once (tests/kernels.py).
+patch_nbval()
 
 _durations: dict[str, float] = defaultdict(float)
 _peaks: dict[str, float] = {}

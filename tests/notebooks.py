@@ -50,9 +50,11 @@ def execute(src: Path, out_dir: Path | None = None) -> tuple[float, float]:
     Raises on a failing cell (in strict mode a failed claim is one)."""
     from nbclient import NotebookClient
 
+    from tests.kernels import IpcKernelManager
+
     nb = jupytext.read(src)
     nb.cells.append(nbformat.v4.new_code_cell(_PEAK_CELL))
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", kernel_manager_class=IpcKernelManager,
                             resources={"metadata": {"path": str(src.parent)}})
     start = time.perf_counter()
     peak = float("nan")

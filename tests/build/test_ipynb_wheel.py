@@ -40,6 +40,7 @@ EXECUTED = HTML.parent / "jupyter_execute" / "notebooks"
 
 
 from tests.build._common import ipynb_export  # noqa: E402
+from tests.kernels import IpcKernelManager  # noqa: E402
 
 ie = ipynb_export()
 BOOK = ie.Book.load(ROOT)
@@ -246,7 +247,7 @@ def test_chapter_runs_from_the_wheel(source, wheel_venv, tmp_path, monkeypatch):
         "env": {"CAUSALBOOK_STRICT": "1", "CAUSALBOOK_RESULTS": str(tmp_path / "results"), "PYTHONPATH": ""},
     }))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    client = NotebookClient(nb, timeout=600, kernel_name="causalbook-wheel",
+    client = NotebookClient(nb, timeout=600, kernel_name="causalbook-wheel", kernel_manager_class=IpcKernelManager,
                             resources={"metadata": {"path": str(out)}})
     client.execute()
     where = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("name") == "stdout").split()
@@ -319,7 +320,7 @@ def test_self_check_works_in_the_student_notebook_outside_the_repository(wheel_v
         "argv": [str(wheel_venv), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "causalbook wheel", "language": "python", "env": {"PYTHONPATH": ""}}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    NotebookClient(nb, timeout=120, kernel_name="causalbook-wheel",
+    NotebookClient(nb, timeout=120, kernel_name="causalbook-wheel", kernel_manager_class=IpcKernelManager,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
 
     def shown(c):

@@ -135,7 +135,10 @@ def _run_chapters() -> tuple[list[str], tuple[str, ...]]:
 
 
 def _nbval(folder: Path, notebooks: list[Path], env: dict) -> subprocess.Popen:
+    # Both editions start their kernels at once: -p tests.kernels gives each its own Unix sockets.
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
     return subprocess.Popen([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+                             "-p", "tests.kernels",
                              "-o", "testpaths=", "-q", "--rootdir", str(folder), *map(str, notebooks)],
                             cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -77,6 +77,8 @@ def test_reader_mode_box_in_a_real_kernel(ledger, monkeypatch):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    from tests.kernels import IpcKernelManager
+
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell(
             "from causalbook_lib import claims; from pathlib import Path\n"
@@ -85,13 +87,13 @@ def test_reader_mode_box_in_a_real_kernel(ledger, monkeypatch):
         nbformat.v4.new_code_cell("print('after', rec['passed'])"),
     ])
     monkeypatch.delenv("CAUSALBOOK_STRICT")
-    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    NotebookClient(nb, timeout=60, kernel_name="python3", kernel_manager_class=IpcKernelManager).execute()
     html = "".join(o.get("data", {}).get("text/html", "") for o in nb.cells[0].outputs)
     assert "claim-failed" in html and "does not hold in this run" in html and "ours &gt;= 0.6" in html
     assert nb.cells[1].outputs[0]["text"] == "after False\n"
     monkeypatch.setenv("CAUSALBOOK_STRICT", "1")
     with pytest.raises(CellExecutionError, match="claim 'b' failed"):
-        NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+        NotebookClient(nb, timeout=60, kernel_name="python3", kernel_manager_class=IpcKernelManager).execute()
 
 
 def test_nan_never_passes(ledger):
