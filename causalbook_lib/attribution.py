@@ -40,7 +40,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="IProgress not found")
     from captum.attr import Attribution
 
-from .utils import as_float_tensor, check_finite, check_positive_int
+from .utils import accumulation_dtype, as_float_tensor, as_floating, check_finite, check_positive_int
 
 __all__ = ["check_output_function", "gradients", "integrated_gradients", "IG_METHODS", "AceMap",
            "uniform_doer_average", "ace_map", "local_ace", "CausalACE", "ablate_channels"]
@@ -53,11 +53,7 @@ def _as_batch(x, name: str, *, any_rank: bool = False) -> tuple[torch.Tensor, bo
     """``x`` as an (n, k) batch (or, with ``any_rank``, an (n, ...) batch such as (n, T, d) sequences
     or (n, C, H, W) images): a floating tensor keeps its dtype and device, anything else becomes float64.
     A 1-D ``x`` is one input."""
-    if isinstance(x, torch.Tensor) and x.is_floating_point():
-        check_finite(x, name)
-        t = x
-    else:
-        t = as_float_tensor(x, name)
+    t = as_floating(x, name)
     if t.dim() == 1:
         return t.unsqueeze(0), True
     if t.dim() != 2 and not (any_rank and t.dim() > 2):
@@ -187,9 +183,11 @@ class AceMap:
     ace: torch.Tensor
 
 
-def _bounds(low, high, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    lo = torch.broadcast_to(as_float_tensor(low, "low"), (k,))
-    hi = torch.broadcast_to(as_float_tensor(high, "high"), (k,))
+def _bounds(low, high, k: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(low, high)`` as (k,) tensors in the accumulation dtype, on the device of ``like``."""
+    acc = accumulation_dtype(like)
+    lo = torch.broadcast_to(as_float_tensor(low, "low", dtype=acc).to(like.device), (k,))
+    hi = torch.broadcast_to(as_float_tensor(high, "high", dtype=acc).to(like.device), (k,))
     if not bool((lo < hi).all()):
         raise ValueError(f"low must be smaller than high for every feature, got low={lo.tolist()} and "
                          f"high={hi.tolist()}")
@@ -209,19 +207,19 @@ def _moments(data, mean, cov, method):
     if method == "mc":
         if data is None:
             raise ValueError("method='mc' needs data (the rows to average over, shape (n, k))")
-        d = as_float_tensor(data, "data")
+        d = as_floating(data, "data")
         if d.dim() != 2:
             raise ValueError(f"data must have shape (n, k), got {tuple(d.shape)}")
         return d, None, None, d.shape[1]
     if mean is None or cov is None:
         if data is None:
             raise ValueError("give mean and cov, or data to estimate them from")
-        d = as_float_tensor(data, "data")
+        d = as_floating(data, "data")
         if d.dim() != 2 or d.shape[0] < 2:
             raise ValueError(f"data must have shape (n, k) with n >= 2, got {tuple(d.shape)}")
         mean, cov = d.mean(dim=0), torch.cov(d.T, correction=0).reshape(d.shape[1], d.shape[1])
-    mean = as_float_tensor(mean, "mean")
-    return None, mean, as_float_tensor(cov, "cov"), mean.shape[-1]
+    mean = as_floating(mean, "mean")
+    return None, mean, as_floating(cov, "cov"), mean.shape[-1]
 
 
 def uniform_doer_average(curve: torch.Tensor) -> torch.Tensor:
@@ -279,12 +277,13 @@ def ace_map(forward_func: Callable, low, high, *, num: int = 100, data=None, mea
     num = check_positive_int(num, "num", minimum=2)
     forward_func = _select_target(forward_func, target)
     d, mean, cov, k = _moments(data, mean, cov, method)
-    lo, hi = _bounds(low, high, k)
-    steps = torch.linspace(0.0, 1.0, num, dtype=torch.float64)
+    like = d if d is not None else mean
+    lo, hi = _bounds(low, high, k, like)
+    steps = torch.linspace(0.0, 1.0, num, dtype=lo.dtype, device=lo.device)
     alphas = lo[:, None] + (hi - lo)[:, None] * steps
     expect = torch.stack([_expectation(forward_func, i, alphas[i], mean=mean, cov=cov, data=d, method=method,
                                        output_range=output_range, chunk_size=chunk_size)
-                          for i in range(k)]).to(torch.float64)
+                          for i in range(k)]).to(lo.dtype)
     base = uniform_doer_average(expect)
     return AceMap(alphas, expect, base, expect - base[:, None])
 
@@ -314,7 +313,7 @@ def local_ace(forward_func: Callable, x, low, high, *, num: int = 100, data=None
     if xb.shape[1] != k:
         raise ValueError(f"x must have {k} features, got {xb.shape[1]}")
     cols = [_expectation(forward_func, i, xb[:, i], mean=mean_, cov=cov_, data=d, method=method,
-                         output_range=output_range, chunk_size=chunk_size).to(torch.float64) for i in range(k)]
+                         output_range=output_range, chunk_size=chunk_size).to(grid.baseline.dtype) for i in range(k)]
     out = torch.stack(cols, dim=1) - grid.baseline
     return out[0] if single else out
 
@@ -346,7 +345,7 @@ def _range_from_data(low, high, data):
     if low is None or high is None:
         if data is None:
             raise ValueError("give low and high (the intervention range), or data to take them from")
-        d = as_float_tensor(data, "data")
+        d = as_floating(data, "data")
         low = d.min(dim=0).values if low is None else low
         high = d.max(dim=0).values if high is None else high
     return low, high
@@ -404,13 +403,13 @@ class CausalACE(Attribution):
             raise ValueError(f"inputs must be an (n, k) tensor, got {getattr(inputs, 'shape', type(inputs))}")
         low, high = _range_from_data(low, high, data)
         # compute in the inputs' dtype: the engine takes its dtype from the data or moments
-        data, mean, cov = (None if v is None else as_float_tensor(v, name).to(inputs.dtype)
+        data, mean, cov = (None if v is None else as_floating(v, name).to(dtype=inputs.dtype, device=inputs.device)
                            for v, name in ((data, "data"), (mean, "mean"), (cov, "cov")))
         kw = dict(num=num, data=data, mean=mean, cov=cov, method=method, output_range=output_range,
                   chunk_size=chunk_size)
         target = _row_targets(target, inputs.shape[0])
         if isinstance(target, torch.Tensor):                 # one output index per row
-            out = torch.empty(inputs.shape, dtype=torch.float64, device=inputs.device)
+            out = torch.empty(inputs.shape, dtype=accumulation_dtype(inputs), device=inputs.device)
             for t in target.unique().tolist():
                 rows = (target == t).nonzero()[:, 0].to(inputs.device)
                 out[rows] = local_ace(_target_output(self.forward_func, t), inputs[rows].detach(),

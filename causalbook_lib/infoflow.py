@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 from .models import eval_mode
-from .utils import as_float_tensor, as_generator, check_positive_int
+from .utils import accumulation_dtype, as_float_tensor, as_floating, as_generator, check_positive_int
 
 __all__ = [
     "plugin_information_flow",
@@ -164,7 +164,7 @@ DEFAULT_CHUNK_SIZE = 8192
 
 
 def _forward(decoder, classifier, z: torch.Tensor, n_latents: int, chunk_size: int | None = None) -> torch.Tensor:
-    """Run ``classifier(decoder(z))`` on a flat batch, validate, and return float64 probabilities.
+    """Run ``classifier(decoder(z))`` on a flat batch, validate, and return probabilities in the accumulation dtype (float64; float32 on MPS).
 
     Without gradients the batch goes through in chunks of ``chunk_size`` rows (one call with
     gradients, since the graph would hold every chunk anyway). ``None``: :data:`DEFAULT_CHUNK_SIZE`."""
@@ -191,7 +191,7 @@ def _forward_once(decoder, classifier, z: torch.Tensor, n_latents: int) -> torch
     if not isinstance(p, torch.Tensor) or p.dim() != 2 or p.shape[0] != z.shape[0]:
         raise ValueError(f"the classifier must return probabilities of shape ({z.shape[0]}, M), "
                          f"got shape {tuple(getattr(p, 'shape', ()))}")
-    p = p.to(torch.float64)
+    p = p.to(accumulation_dtype(p))
     _check_probability_rows(p.detach())
     return p
 
@@ -232,7 +232,7 @@ def plugin_information_flow(probabilities: torch.Tensor) -> torch.Tensor:
         probabilities: tensor of shape ``(N_alpha, N_beta, M)`` or ``(N_c, N_alpha, N_beta, M)``.
 
     Returns:
-        A float64 scalar tensor (differentiable when the input requires grad).
+        A scalar tensor in float64 (float32 on MPS, :func:`causalbook_lib.utils.accumulation_dtype`) (differentiable when the input requires grad).
 
     Raises:
         ValueError: wrong number of dimensions, or rows that are not probability vectors.
@@ -243,7 +243,7 @@ def plugin_information_flow(probabilities: torch.Tensor) -> torch.Tensor:
     if p.dim() != 4 or min(p.shape) < 1:
         raise ValueError(f"probabilities must have shape (N_alpha, N_beta, M) or (N_c, N_alpha, N_beta, M), "
                          f"got {tuple(p.shape)}")
-    p = p.to(torch.float64)
+    p = p.to(accumulation_dtype(p))
     _check_probability_rows(p.detach().reshape(-1, p.shape[-1]))
     p_y_given_alpha = p.mean(dim=2)                  # (N_c, N_alpha, M)
     p_y = p_y_given_alpha.mean(dim=1)                # (N_c, M)
@@ -402,7 +402,7 @@ def information_flow_objective(decoder: Callable, classifier: Callable, n_causal
             :func:`latent_information_flow`.
 
     Returns:
-        A float64 scalar tensor in nats.
+        A scalar tensor in nats, float64 (float32 on MPS).
 
     Raises:
         ValueError: as :func:`information_flow`.
@@ -428,7 +428,7 @@ def per_factor_information_flow(decoder: Callable, classifier: Callable, n_laten
         generator: as in :func:`latent_information_flow`.
 
     Returns:
-        A float64 tensor of shape ``(n_latents,)``, in nats.
+        A tensor (float64; float32 on MPS) of shape ``(n_latents,)``, in nats.
 
     Raises:
         ValueError: as :func:`information_flow`.
@@ -444,7 +444,7 @@ def per_factor_information_flow(decoder: Callable, classifier: Callable, n_laten
     z = torch.where(eye, shared[..., None], z)
     with torch.no_grad():
         p = _forward(decoder, classifier, z.reshape(-1, d), d).reshape(d, n_alpha, n_beta, -1)
-        return torch.stack([plugin_information_flow(p[i]) for i in range(d)]).to(torch.float64)
+        return torch.stack([plugin_information_flow(p[i]) for i in range(d)])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -867,7 +867,7 @@ def bias_corrected_information_flow(probabilities: torch.Tensor) -> torch.Tensor
             :func:`plugin_information_flow`, with ``N_beta >= 2``.
 
     Returns:
-        A float64 scalar tensor (nats); it can be negative when the flow is near zero.
+        A scalar tensor (nats; float64, float32 on MPS); it can be negative when the flow is near zero.
 
     Raises:
         ValueError: wrong shape, ``N_beta < 2``, or rows that are not probability vectors.
@@ -878,7 +878,7 @@ def bias_corrected_information_flow(probabilities: torch.Tensor) -> torch.Tensor
     if p.dim() != 4 or min(p.shape) < 1 or p.shape[2] < 2:
         raise ValueError(f"probabilities must have shape (N_alpha, N_beta, M) or (N_c, N_alpha, N_beta, M) "
                          f"with N_beta >= 2 (the variance needs two draws), got {tuple(p.shape)}")
-    p = p.to(torch.float64)
+    p = p.to(accumulation_dtype(p))
     plain = plugin_information_flow(p)
     n_beta = p.shape[2]
     if p.shape[-1] == 2:
@@ -1065,7 +1065,7 @@ class HyperplaneClassifier(nn.Module):
 
     def __init__(self, normals, steepness: float = 1.0, link: str = "logistic"):
         super().__init__()
-        A = as_float_tensor(normals, "normals")
+        A = as_floating(normals, "normals")
         if A.dim() == 1:
             A = A[None, :]
         if A.dim() != 2 or A.shape[0] < 1:

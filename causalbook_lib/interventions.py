@@ -33,7 +33,8 @@ Estimators (book chapters :doc:`04 </notebooks/04-interventional-expectations>` 
 The output function ``f`` maps a tensor of shape ``(..., k)`` to shape ``(...)``: one scalar output
 (a single output neuron) per input row, for example ``lambda x: model(x)[..., c]``. Computations run
 in the floating dtype of ``mean`` (float64 unless ``mean`` is a float32 tensor); the network must
-accept that dtype (use ``model.double()`` for float64).
+accept that dtype (use ``model.double()`` for float64). Sums are accumulated in
+:func:`causalbook_lib.utils.accumulation_dtype` (float64; float32 on MPS).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .utils import as_float_tensor, check_finite, check_index, check_interval, check_positive_int, check_psd, check_shape
+from .utils import accumulation_dtype, as_float_tensor, as_floating, check_finite, check_index, check_interval, check_positive_int, check_psd, check_shape
 
 __all__ = [
     "OutOfRangeWarning",
@@ -84,7 +85,7 @@ class OutOfRangeWarning(UserWarning):
 def _dtype_of(x) -> torch.dtype:
     if torch.is_tensor(x) and x.is_floating_point():
         return x.dtype
-    return torch.float64
+    return accumulation_dtype(x) if torch.is_tensor(x) else torch.float64
 
 
 def _check_mean_cov(mean, cov):
@@ -363,13 +364,16 @@ def taylor_expectation(forward_func: Callable[[torch.Tensor], torch.Tensor], mea
         return_terms: also return ``forward_func(mu)`` and the second-order term separately.
 
     Returns:
-        shape ``(A,)`` (float64), or ``(value, f_mu, second_order)`` when ``return_terms``.
+        shape ``(A,)``, accumulated in float64 (:func:`causalbook_lib.utils.accumulation_dtype`), or
+        ``(value, f_mu, second_order)`` when ``return_terms``. ``forward_func`` is called in the
+        floating dtype of ``means`` (float64 for other inputs).
 
     Raises:
         ValueError: inconsistent shapes, non-finite or non-symmetric covariances, a negative eigenvalue.
     """
-    means = torch.as_tensor(means, dtype=torch.float64)
-    covs = torch.as_tensor(covs, dtype=torch.float64)
+    means = as_floating(means, "means")
+    covs = as_floating(covs, "covs").to(dtype=means.dtype, device=means.device)
+    acc = accumulation_dtype(means)
     if means.dim() != 2:
         raise ValueError(f"means must have shape (A, D), got {tuple(means.shape)}")
     A, D = means.shape
@@ -388,9 +392,9 @@ def taylor_expectation(forward_func: Callable[[torch.Tensor], torch.Tensor], mea
     points = means[which]
 
     hv = _hvps(forward_func, points, tangents, chunk_size)
-    quad = torch.zeros(A, dtype=torch.float64, device=means.device).index_add_(0, which, (hv * tangents).sum(1))
+    quad = torch.zeros(A, dtype=acc, device=means.device).index_add_(0, which, (hv * tangents).sum(1).to(acc))
     with torch.no_grad():
-        f_mu = forward_func(means)
+        f_mu = forward_func(means).to(acc)
     value = f_mu + 0.5 * quad
     return (value, f_mu, 0.5 * quad) if return_terms else value
 
@@ -780,15 +784,16 @@ def mlp_interventional_expectation_all(model: nn.Module, mean, cov, alphas, *, r
     if W1.shape[1] != k:
         raise ValueError(f"model's first layer expects {W1.shape[1]} inputs, but mean has {k}")
     if features is None:
-        idx = torch.arange(k)
+        idx = torch.arange(k, device=mean.device)
     else:
-        idx = torch.as_tensor([check_index(i, "features", k) for i in features], dtype=torch.long)
+        idx = torch.as_tensor([check_index(i, "features", k) for i in features], dtype=torch.long, device=mean.device)
         if idx.numel() == 0:
             raise ValueError("features must name at least one feature, got an empty list")
     m = alphas.shape[0]
     with torch.no_grad():
-        R, _ = _factor(cov.to(torch.float64), rank)  # factor in float64, then cast
-        W64 = W1.to(torch.float64)
+        acc = accumulation_dtype(mean)
+        R, _ = _factor(cov.to(acc), rank)  # factor in float64 (float32 without it), then cast
+        W64 = W1.to(acc)
         T = W64 @ R  # (h1, r)
         h1 = T.shape[0]
         if R.shape[1] > h1:  # exact compression to h1 columns
@@ -807,7 +812,7 @@ def mlp_interventional_expectation_all(model: nn.Module, mean, cov, alphas, *, r
         interpolate = alpha_nodes is not None and alpha_nodes < m and float(alphas.max() - alphas.min()) > 0
         if interpolate:
             lo, hi = float(alphas.min()), float(alphas.max())
-            nodes = _chebyshev_nodes(alpha_nodes, lo, hi, dt)
+            nodes = _chebyshev_nodes(alpha_nodes, lo, hi, dt, alphas.device)
         else:
             nodes = alphas
         n_nodes = nodes.shape[0]
@@ -841,16 +846,18 @@ def _mlp_forward(layers, u1: torch.Tensor) -> torch.Tensor:
     return z
 
 
-def _chebyshev_nodes(n: int, lo: float, hi: float, dtype) -> torch.Tensor:
-    t = torch.cos(math.pi * (torch.arange(n, dtype=torch.float64) + 0.5) / n)
+def _chebyshev_nodes(n: int, lo: float, hi: float, dtype, device=None) -> torch.Tensor:
+    t = torch.cos(math.pi * (torch.arange(n, dtype=accumulation_dtype(device), device=device) + 0.5) / n)
     return (lo + (hi - lo) * (t + 1) / 2).to(dtype)
 
 
 def _chebyshev_interpolate(nodes: torch.Tensor, values: torch.Tensor, x: torch.Tensor, lo: float,
                            hi: float) -> torch.Tensor:
     """Interpolate values (F, n, C) given at Chebyshev nodes (n,) to points x (m,): (F, m, C)."""
+    acc = accumulation_dtype(values)
+
     def basis(a):
-        t = (2 * (a.to(torch.float64) - lo) / (hi - lo) - 1).clamp(-1, 1)
-        return torch.cos(torch.arange(nodes.shape[0], dtype=torch.float64)[None, :] * torch.arccos(t)[:, None])
-    coef = torch.linalg.solve(basis(nodes), values.to(torch.float64))  # (F, n, C)
+        t = (2 * (a.to(acc) - lo) / (hi - lo) - 1).clamp(-1, 1)
+        return torch.cos(torch.arange(nodes.shape[0], dtype=acc, device=a.device)[None, :] * torch.arccos(t)[:, None])
+    coef = torch.linalg.solve(basis(nodes), values.to(acc))  # (F, n, C)
     return (basis(x) @ coef).to(values.dtype)

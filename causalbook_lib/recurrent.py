@@ -17,7 +17,8 @@ Conventions:
   hidden state to continue from (``None`` starts afresh), like ``torch.nn.GRU`` / ``LSTM``;
   :class:`RecurrentRegressor` and :class:`DelayLineRNN` follow it;
 * data sets of sequences have shape ``(n, T, k)``; time indices start at 0;
-* numerical estimates run in float64 on a float64 copy of the model.
+* numerical estimates run on a float64 copy of the model (float32 on Apple's MPS, which has no
+  float64: :func:`causalbook_lib.utils.accumulation_dtype`).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from torch import nn
 
 from .attribution import uniform_doer_average
 from .interventions import taylor_expectation
-from .utils import as_generator, check_finite, check_positive_int
+from .utils import accumulation_dtype, as_generator, check_finite, check_positive_int
 
 __all__ = [
     "RecurrentRegressor",
@@ -255,8 +256,9 @@ def _check_time(t, name: str, low: int, high: int) -> int:
     return int(t)
 
 
-def _as_interventions(feature, alphas, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    a = torch.as_tensor(alphas, dtype=torch.float64)
+def _as_interventions(feature, alphas, k: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features, alphas)`` as (A,) tensors on the device of ``like``, alphas in its accumulation dtype."""
+    a = torch.as_tensor(alphas).to(dtype=accumulation_dtype(like), device=like.device)
     if a.dim() == 0:
         a = a[None]
     if a.dim() != 1 or a.numel() == 0:
@@ -265,7 +267,7 @@ def _as_interventions(feature, alphas, k: int) -> tuple[torch.Tensor, torch.Tens
     f = torch.as_tensor(feature)
     if f.is_floating_point() or f.dtype == torch.bool:
         raise ValueError(f"feature must be an integer or a 1-D integer sequence, got {feature!r}")
-    f = f.long()
+    f = f.long().to(like.device)
     if f.dim() == 0:
         f = f.expand(a.numel())
     if f.shape != a.shape:
@@ -290,7 +292,19 @@ def float64_copy(model: nn.Module) -> nn.Module:
     return m
 
 
-_float64_copy = float64_copy
+def _estimation_copy(model: nn.Module) -> nn.Module:
+    """:func:`float64_copy`, or a float32 copy on a device without float64 (MPS): the copy every
+    estimate of this module runs on (:func:`causalbook_lib.utils.accumulation_dtype`)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    dtype = accumulation_dtype(model)
+    if dtype == torch.float64:
+        return float64_copy(model)
+    m = copy.deepcopy(model).to(dtype)
+    m.eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m
 
 
 def rollout_with_feedback(model: nn.Module, data: torch.Tensor, *, t_hat: int, feature, alphas, t: int,
@@ -324,15 +338,16 @@ def rollout_with_feedback(model: nn.Module, data: torch.Tensor, *, t_hat: int, f
     n, T, k = data.shape
     t_hat = _check_time(t_hat, "t_hat", 0, T - 1)
     t = _check_time(t, "t", t_hat, 10**9 if feedback else T - 1)
-    feats, a = _as_interventions(feature, alphas, k)
+    m = _estimation_copy(model)
+    dt = next(m.parameters()).dtype if any(True for _ in m.parameters()) else accumulation_dtype(data)
+    feats, a = _as_interventions(feature, alphas, k, data)
     A = a.numel()
-    m = _float64_copy(model)
     with torch.no_grad():
         if feedback:
-            x = data[:, : t_hat + 1].double().unsqueeze(0).repeat(A, 1, 1, 1)
+            x = data[:, : t_hat + 1].to(dt).unsqueeze(0).repeat(A, 1, 1, 1)
         else:
-            x = data[:, : t + 1].double().unsqueeze(0).repeat(A, 1, 1, 1)
-        x[torch.arange(A), :, t_hat, feats] = a[:, None]
+            x = data[:, : t + 1].to(dt).unsqueeze(0).repeat(A, 1, 1, 1)
+        x[torch.arange(A, device=x.device), :, t_hat, feats] = a[:, None].to(dt)
         x = x.reshape(A * n, x.shape[2], k)
         if not feedback:
             y, _ = m(x)
@@ -410,7 +425,7 @@ def interventional_expectation_rnn(model: nn.Module, data: torch.Tensor, *, t_ha
     n, T, k = data.shape
     windows, y_t = rollout_with_feedback(model, data, t_hat=t_hat, feature=feature, alphas=alphas, t=t,
                                          feedback=feedback)
-    feats, a = _as_interventions(feature, alphas, k)
+    feats, a = _as_interventions(feature, alphas, k, data)
     if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < y_t.shape[-1]:
         raise ValueError(f"target must be an integer output channel in [0, {y_t.shape[-1] - 1}], got {target!r}")
     L = t + 1
@@ -426,10 +441,10 @@ def interventional_expectation_rnn(model: nn.Module, data: torch.Tensor, *, t_ha
     centred = flat - mean[:, None]
     cov = centred.transpose(1, 2) @ centred / n     # 1/n: Eq. 4 is then exact on the rollouts for quadratic f'
     if window is not None:
-        outside = torch.arange(L * k) < (t - window) * k
+        outside = torch.arange(L * k, device=cov.device) < (t - window) * k
         cov[:, outside, :] = 0.0
         cov[:, :, outside] = 0.0
-    m = _float64_copy(model)
+    m = _estimation_copy(model)
 
     def f_prime(w):
         return m(w.reshape(w.shape[0], L, k))[0][:, -1, target]
@@ -515,16 +530,17 @@ def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torc
     if per_sequence and not exact:
         raise ValueError("per_sequence=True needs exact=True (the terms are the rollouts at the sequences' values)")
     m_seq = sequences.shape[0]
+    acc = accumulation_dtype(data)
     out = {key: [] for key in ("ace", "ace_mc", "baseline", "grid", "curve", "curve_mc", "ace_terms", "curve_terms")}
     for s in t_hats:  # a loop over time; every channel and alpha is one batched call
-        low, high = data[:, s].double().min(0).values, data[:, s].double().max(0).values
+        low, high = data[:, s].to(acc).min(0).values, data[:, s].to(acc).max(0).values
         high = torch.where(high > low, high, low + 1e-6)
-        g = low[:, None] + (high - low)[:, None] * torch.linspace(0, 1, grid, dtype=torch.float64)  # (k, grid)
+        g = low[:, None] + (high - low)[:, None] * torch.linspace(0, 1, grid, dtype=acc, device=data.device)  # (k, grid)
         alphas = [g.reshape(-1)]
-        feats = [torch.arange(k).repeat_interleave(grid)]
+        feats = [torch.arange(k, device=data.device).repeat_interleave(grid)]
         if exact:
-            alphas.append(sequences[:, s].double().T.reshape(-1))
-            feats.append(torch.arange(k).repeat_interleave(m_seq))
+            alphas.append(sequences[:, s].to(acc).T.reshape(-1))
+            feats.append(torch.arange(k, device=data.device).repeat_interleave(m_seq))
         res = interventional_expectation_rnn(model, data, t_hat=s, feature=torch.cat(feats),
                                              alphas=torch.cat(alphas), t=t, target=target, feedback=feedback,
                                              covariance_window=covariance_window, chunk_size=chunk_size)
@@ -540,7 +556,7 @@ def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torc
             if exact:
                 at = val[k * grid:].reshape(k, m_seq).T
             else:
-                at = torch.stack([_interp(sequences[:, s, i].double(), g[i], curve[i]) for i in range(k)], 1)
+                at = torch.stack([_interp(sequences[:, s, i].to(acc), g[i], curve[i]) for i in range(k)], 1)
             out["ace" if name == "taylor" else "ace_mc"].append(at - base)
             out["curve" if name == "taylor" else "curve_mc"].append(curve)
             if name == "taylor":
@@ -580,8 +596,8 @@ def lag_jacobian_determinants(model: nn.Module, x: torch.Tensor, t: int, *, crit
     x = _check_sequences(x, "x")
     n, T, k = x.shape
     t = _check_time(t, "t", 0, T - 1)
-    m = _float64_copy(model)
-    xx = x[:, : t + 1].double().clone().requires_grad_(True)
+    m = _estimation_copy(model)
+    xx = x[:, : t + 1].to(accumulation_dtype(m)).clone().requires_grad_(True)
     y, _ = m(xx)
     y_t = y[:, t]
     if y_t.shape[-1] != k:
@@ -630,4 +646,4 @@ def lag_tau(model: nn.Module, x: torch.Tensor, t: int, *, rtol: float = 1e-3,
     big = dets > rtol * dets.amax(dim=1, keepdim=True)
     lags = torch.arange(dets.shape[1])
     tau_x = torch.where(big, lags, torch.full_like(lags, -1)).amax(dim=1).clamp(min=0)
-    return float(tau_x.double().mean()), tau_x
+    return float(tau_x.to(accumulation_dtype(tau_x)).mean()), tau_x

@@ -14,9 +14,11 @@ global state.
 Devices and dtypes. Functions compute on the device and in the dtype of their floating inputs (a
 model's parameters count as inputs); lists and integer tensors become float64. Estimates that sum
 many terms (Monte Carlo means, information flows, second-order corrections) are accumulated in
-float64 on the inputs' device. Apple's MPS has no float64, so those functions do not run there yet;
-the unit tests run on every device present and would say so. :func:`default_device` is CUDA, else
-MPS, else the CPU; the chapters run on the CPU.
+float64 on the inputs' device: :func:`accumulation_dtype` is that dtype. Apple's MPS has no float64,
+so there it is float32, the one fallback rule (:func:`has_float64`): the estimates then carry
+float32's round-off (relative errors near 1e-6 instead of 1e-15), which the book's tolerances for
+float32 models allow. :func:`default_device` is CUDA, else MPS, else the CPU; the chapters run on
+the CPU.
 """
 from __future__ import annotations
 
@@ -36,10 +38,13 @@ __all__ = [
     "seed_everything",
     "glue",
     "default_device",
+    "has_float64",
+    "accumulation_dtype",
     "as_generator",
     "seed_from",
     "seeded_init",
     "as_float_tensor",
+    "as_floating",
     "check_finite",
     "check_shape",
     "check_psd",
@@ -137,6 +142,45 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+#: Device types that have no float64 (Apple's MPS): :func:`accumulation_dtype` is float32 there.
+NO_FLOAT64_DEVICE_TYPES = frozenset({"mps"})
+
+
+def _device_of(where) -> torch.device:
+    if where is None:
+        return torch.empty(0).device  # torch's default device (torch.get_default_device needs torch 2.3)
+    if isinstance(where, torch.Tensor):
+        return where.device
+    if isinstance(where, torch.nn.Module):
+        for t in where.parameters():
+            return t.device
+        for t in where.buffers():
+            return t.device
+        return torch.empty(0).device
+    try:
+        return torch.device(where)
+    except (TypeError, RuntimeError) as exc:
+        raise ValueError(f"expected a tensor, a module, a torch.device or a device name, got {where!r}") from exc
+
+
+def has_float64(where=None) -> bool:
+    """Whether the device of ``where`` (a tensor, a module's parameters, a device or its name; default:
+    torch's default device) computes in float64. Every device does except Apple's MPS."""
+    return _device_of(where).type not in NO_FLOAT64_DEVICE_TYPES
+
+
+def accumulation_dtype(where=None) -> torch.dtype:
+    """The dtype in which the library accumulates estimates on the device of ``where`` (as in
+    :func:`has_float64`): float64, or float32 on a device without float64 (MPS).
+
+    Monte Carlo means, information flows and second-order corrections sum many terms, so they are
+    accumulated in this dtype whatever the model's own dtype is. Example::
+
+        total = values.to(cb.utils.accumulation_dtype(values)).sum()
+    """
+    return torch.float64 if has_float64(where) else torch.float32
+
+
 def as_generator(generator=None, device=None) -> torch.Generator:
     """The library's one meaning of ``generator=``: ``None``, an int seed or a ``torch.Generator``.
 
@@ -164,7 +208,7 @@ def as_generator(generator=None, device=None) -> torch.Generator:
     else:
         raise ValueError(f"generator must be None, a non-negative int or a torch.Generator, got {generator!r}")
     if device is None:
-        device = torch.empty(0).device  # torch's default device (torch.get_default_device needs torch 2.3)
+        device = _device_of(None)
     return torch.Generator(device=device).manual_seed(seed)
 
 
@@ -215,6 +259,18 @@ def as_float_tensor(x, name: str, dtype: torch.dtype = torch.float64) -> torch.T
     return t
 
 
+def as_floating(x, name: str) -> torch.Tensor:
+    """``x`` as a finite floating tensor under the library's dtype rule: a floating tensor keeps its
+    dtype and device (so a float32 model's inputs stay float32, on its GPU); lists, NumPy arrays and
+    integer tensors become float64."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        check_finite(x, name)
+        return x
+    if isinstance(x, torch.Tensor):
+        return as_float_tensor(x, name, dtype=accumulation_dtype(x)).to(x.device)
+    return as_float_tensor(x, name)
+
+
 def check_finite(t: torch.Tensor | np.ndarray, name: str) -> None:
     """Raise ``ValueError`` if ``t`` holds NaN or infinity."""
     t = torch.as_tensor(t)
@@ -248,7 +304,8 @@ def check_psd(cov: torch.Tensor, name: str = "cov", size: int | None = None, tol
     if size is not None and cov.shape[-1] != size:
         raise ValueError(f"{name} must be {size}x{size} to match the input size, got {tuple(cov.shape)}")
     check_finite(cov, name)
-    c = cov.to(torch.float64)
+    # judged on the CPU (a small matrix; MPS has no eigvalsh), in float64 where the device has it
+    c = cov.detach().to(device="cpu", dtype=accumulation_dtype(cov))
     scale = c.abs().amax(dim=(-2, -1)).clamp(min=1.0)
     asym = (c - c.transpose(-2, -1)).abs().amax(dim=(-2, -1))
     if bool((asym > tol * scale).any()):

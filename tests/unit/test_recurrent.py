@@ -29,7 +29,7 @@ def naive_rollout(model, seq, t_hat, feature, alpha, t):
     xs = list(seq[: t_hat + 1].clone())
     xs[t_hat] = xs[t_hat].clone()
     xs[t_hat][feature] = alpha
-    m = R._float64_copy(model)
+    m = R.float64_copy(model)
     for _ in range(t - t_hat):
         out, _ = m(torch.stack(xs)[None])
         xs.append(out[0, -1])
@@ -141,7 +141,7 @@ def test_lag_determinants_closed_form():
 def test_lag_tau_gru_matches_finite_differences(data, tiny_gru):
     """The autodiff Jacobian determinant agrees with a central finite-difference Jacobian."""
     dets = R.lag_jacobian_determinants(tiny_gru, data[:3], 5)
-    m = R._float64_copy(tiny_gru)
+    m = R.float64_copy(tiny_gru)
     seq, k, h = data[0, :6].clone(), 2, 1e-6
     J = torch.zeros(2, 2, dtype=torch.float64)
     for i in range(2):
