@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .models import accuracy, make_mlp
-from .utils import as_generator, check_features_labels, check_number, check_positive_int, seeded_init
+from .utils import accumulation_dtype, as_generator, check_features_labels, check_number, check_positive_int, seeded_init
 
 __all__ = [
     "margin_loss",
@@ -52,39 +52,55 @@ def _loss(model, x, y, loss: str, dtype) -> torch.Tensor:
     return nn.functional.cross_entropy(logits, y, reduction="none")
 
 
-def _check_attack(x, y, eps, loss: str, norm: str | None = None):
+def _compute_dtype(forward_func, x: torch.Tensor) -> torch.dtype:
+    """The dtype an attack runs in: that of ``forward_func``'s first floating parameter when it is a
+    module, else the accumulation dtype of ``x``'s device (float64; float32 on MPS)."""
+    if isinstance(forward_func, nn.Module):
+        for p in forward_func.parameters():
+            if p.is_floating_point():
+                return p.dtype
+    return accumulation_dtype(x)
+
+
+def _check_attack(forward_func, x, y, eps, loss: str, norm: str | None = None):
+    """Validated ``(x, y, eps)``: ``x`` in the attack's dtype (:func:`_compute_dtype`), ``eps`` one
+    budget per sample in the accumulation dtype, both on ``x``'s device."""
     x, y = check_features_labels(x, y)
     if loss not in ("margin", "ce"):
         raise ValueError(f"loss must be 'margin' or 'ce', got {loss!r}")
     if norm is not None and norm not in ("linf", "l2"):
         raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
-    e = torch.as_tensor(eps, dtype=torch.float64)
+    e = torch.as_tensor(eps, dtype=accumulation_dtype(x), device=x.device)
     if e.dim() == 0:
         e = e.expand(len(x))
     if e.shape != (len(x),) or not bool(torch.isfinite(e).all()) or bool((e < 0).any()):
         raise ValueError(f"eps must be a finite number >= 0 or one per sample (shape ({len(x)},)), got {eps!r}")
     if float(x.min()) < 0 or float(x.max()) > 1:
         raise ValueError("x must lie in [0, 1] (attacks clip to the image range)")
-    return x.to(torch.float64), y, e.clone()
+    return x.to(_compute_dtype(forward_func, x)), y, e.clone()
 
 
-def fgsm(forward_func: Callable, x, y, eps, *, loss: str = "margin", loss_dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def fgsm(forward_func: Callable, x, y, eps, *, loss: str = "margin", loss_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Fast gradient sign method (Goodfellow et al.): ``x + eps * sign(grad_x loss)``, clipped to [0, 1].
 
     Args:
-        forward_func: maps (n, d) float64 images to (n, C) logits.
+        forward_func: maps (n, d) images to (n, C) logits. The attack runs in the dtype of its
+            parameters (a module), else in float64 (float32 on MPS), on the device of ``x``.
         x: (n, d) images in [0, 1]; y: (n,) labels; eps: L-infinity budget (scalar or (n,)).
         loss: ``"margin"`` (default, see :func:`margin_loss`) or ``"ce"`` (cross-entropy).
-        loss_dtype: dtype in which the loss is computed; float32 with ``"ce"`` shows how a
+        loss_dtype: dtype in which the loss is computed (default float64, float32 on MPS:
+            :func:`causalbook_lib.utils.accumulation_dtype`); float32 with ``"ce"`` shows how a
             saturated softmax masks the gradient.
     Returns:
-        (n, d) float64 adversarial images.
+        (n, d) adversarial images, in that dtype.
     Raises:
         ValueError: bad shapes, images outside [0, 1], negative eps or an unknown loss.
     """
-    x, y, e = _check_attack(x, y, eps, loss)
+    x, y, e = _check_attack(forward_func, x, y, eps, loss)
+    loss_dtype = accumulation_dtype(x) if loss_dtype is None else loss_dtype
     xa = x.clone().requires_grad_(True)
     grad, = torch.autograd.grad(_loss(forward_func, xa, y, loss, loss_dtype).sum(), xa)
+    e = e.to(x.dtype)
     return (x + e[:, None] * grad.sign()).clamp(0.0, 1.0).detach()
 
 
@@ -96,7 +112,7 @@ def _project(delta: torch.Tensor, eps: torch.Tensor, norm: str) -> torch.Tensor:
 
 
 def pgd(forward_func: Callable, x, y, eps, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
-        loss: str = "margin", loss_dtype: torch.dtype = torch.float64, restarts: int = 1,
+        loss: str = "margin", loss_dtype: torch.dtype | None = None, restarts: int = 1,
         generator=None) -> torch.Tensor:
     """Projected gradient ascent on the loss inside an L-inf or L2 ball (Madry et al.).
 
@@ -113,26 +129,28 @@ def pgd(forward_func: Callable, x, y, eps, *, norm: str = "linf", steps: int = 4
     Args: as :func:`fgsm`, plus ``norm`` (``"linf"`` or ``"l2"``), ``steps``, ``restarts``, ``generator``.
 
     Returns:
-        (n, d) float64 adversarial images.
+        (n, d) adversarial images, in the dtype of :func:`fgsm`.
     Raises:
         ValueError: bad shapes or arguments.
     """
-    x, y, e = _check_attack(x, y, eps, loss, norm)
+    x, y, e = _check_attack(forward_func, x, y, eps, loss, norm)
+    loss_dtype = accumulation_dtype(x) if loss_dtype is None else loss_dtype
     steps = check_positive_int(steps, "steps")
     restarts = check_positive_int(restarts, "restarts")
     alpha = 2.5 / steps if step_size is None else float(step_size)
     if not alpha > 0:
         raise ValueError(f"step_size must be positive, got {step_size!r}")
-    gen = as_generator(generator) if restarts > 1 else None
-    best, best_margin = x.clone(), torch.full((len(x),), -torch.inf, dtype=torch.float64)
+    gen = as_generator(generator, device=x.device) if restarts > 1 else None
+    e = e.to(x.dtype)
+    best, best_margin = x.clone(), torch.full((len(x),), -torch.inf, dtype=accumulation_dtype(x), device=x.device)
     for run in range(restarts):
         if run == 0:
             delta = torch.zeros_like(x)
         elif norm == "linf":
-            delta = (2 * torch.rand(x.shape, generator=gen, dtype=x.dtype) - 1) * e[:, None]
+            delta = (2 * torch.rand(x.shape, generator=gen, dtype=x.dtype, device=x.device) - 1) * e[:, None]
         else:  # uniform in the L2 ball: a uniform direction, radius eps * U^(1/d)
-            d = torch.randn(x.shape, generator=gen, dtype=x.dtype)
-            r = torch.rand(len(x), generator=gen, dtype=x.dtype) ** (1.0 / x.shape[1])
+            d = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
+            r = torch.rand(len(x), generator=gen, dtype=x.dtype, device=x.device) ** (1.0 / x.shape[1])
             delta = d / d.norm(dim=1, keepdim=True).clamp_min(1e-30) * (r * e)[:, None]
         best, best_margin = _pgd_run(forward_func, x, y, e, delta, steps, alpha, norm, loss, loss_dtype,
                                      best, best_margin)
@@ -146,7 +164,7 @@ def _pgd_run(forward_func, x, y, e, delta, steps, alpha, norm, loss, loss_dtype,
         value = _loss(forward_func, xa, y, loss, loss_dtype)
         grad, = torch.autograd.grad(value.sum(), xa)
         with torch.no_grad():
-            m = margin_loss(forward_func(xa).to(torch.float64), y)
+            m = margin_loss(forward_func(xa).to(best_margin.dtype), y)
             better = m > best_margin
             best[better], best_margin[better] = xa[better], m[better]
             if norm == "linf":
@@ -172,7 +190,9 @@ def accuracy_under_attack(forward_func: Callable, x, y, eps_values, attack: str 
     for eps in eps_values:
         xa = fn(forward_func, x, y, float(eps), **kwargs)
         out.append(accuracy(forward_func, xa, y))
-    return torch.tensor(out, dtype=torch.float64)
+    where = x if isinstance(x, torch.Tensor) else None
+    return torch.tensor([float(a) for a in out], dtype=accumulation_dtype(where),
+                        device=None if where is None else where.device)
 
 
 def minimal_perturbation(forward_func: Callable, x, y, *, norm: str = "l2", eps_max: float = 8.0, bisections: int = 12,
@@ -187,20 +207,21 @@ def minimal_perturbation(forward_func: Callable, x, y, *, norm: str = "l2", eps_
     ``generator`` go to every :func:`pgd` call: more restarts give a tighter upper bound.
 
     Returns:
-        ``(sizes, examples)``: (n,) float64 perturbation norms and (n, d) adversarial images.
+        ``(sizes, examples)``: (n,) perturbation norms and (n, d) adversarial images, in the dtype
+        of :func:`fgsm`.
     Raises:
         ValueError: bad shapes or arguments.
     """
-    x, y, _ = _check_attack(x, y, 0.0, loss, norm)
+    x, y, _ = _check_attack(forward_func, x, y, 0.0, loss, norm)
     bisections = check_positive_int(bisections, "bisections")
     restarts = check_positive_int(restarts, "restarts")
     if not eps_max > 0:
         raise ValueError(f"eps_max must be positive, got {eps_max!r}")
     with torch.no_grad():
         wrong = forward_func(x).argmax(1) != y
-    lo = torch.zeros(len(x), dtype=torch.float64)
-    hi = torch.full((len(x),), float(eps_max), dtype=torch.float64)
-    gen = as_generator(generator) if restarts > 1 else None
+    lo = torch.zeros(len(x), dtype=accumulation_dtype(x), device=x.device)
+    hi = torch.full((len(x),), float(eps_max), dtype=accumulation_dtype(x), device=x.device)
+    gen = as_generator(generator, device=x.device) if restarts > 1 else None
     xa = pgd(forward_func, x, y, hi, norm=norm, steps=steps, loss=loss, restarts=restarts, generator=gen)
     with torch.no_grad():
         ok = forward_func(xa).argmax(1) != y
@@ -246,9 +267,11 @@ def line_search_attack(forward_func: Callable, x, y, candidates, candidate_label
     grid = check_positive_int(grid, "grid")
     nearest = min(check_positive_int(nearest, "nearest"), len(cand))
     chunk = check_positive_int(chunk_size, "chunk_size")
-    x, cand = x.to(torch.float64), cand.to(torch.float64)
-    ts = torch.arange(1, grid + 1, dtype=torch.float64) / grid
-    sizes = torch.full((len(x),), float("inf"), dtype=torch.float64)
+    dtype = _compute_dtype(forward_func, x)
+    x, cand = x.to(dtype), cand.to(dtype=dtype, device=x.device)
+    cy = cy.to(x.device)
+    ts = torch.arange(1, grid + 1, dtype=dtype, device=x.device) / grid
+    sizes = torch.full((len(x),), float("inf"), dtype=dtype, device=x.device)
     examples = x.clone()
     for s in range(0, len(x), chunk):
         xb, yb = x[s:s + chunk], y[s:s + chunk]
@@ -265,7 +288,7 @@ def line_search_attack(forward_func: Callable, x, y, candidates, candidate_label
         sizes[s:s + chunk] = best
         pts_flat = pts.reshape(len(xb), -1, x.shape[1])
         found = torch.isfinite(best)
-        chosen = pts_flat[torch.arange(len(xb)), arg]
+        chosen = pts_flat[torch.arange(len(xb), device=x.device), arg]
         examples[s:s + chunk] = torch.where(found[:, None], chosen, xb)
     return sizes, examples
 
@@ -314,13 +337,13 @@ def adversarial_training(x, y, eps: float, *, hidden: int = 128, epochs: int = 3
     if n_classes < 2:
         raise ValueError(f"y must hold labels of at least two classes (0, 1, ...), got only {n_classes}")
     gen = as_generator(generator)
-    x = x.to(torch.float64)
+    x = x.to(accumulation_dtype(x))
     with seeded_init(gen):
-        model = make_mlp([x.shape[1], hidden, n_classes], "relu", dtype=torch.float64)
+        model = make_mlp([x.shape[1], hidden, n_classes], "relu", dtype=x.dtype).to(x.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     for epoch in range(epochs):
         e = float(eps) * min(1.0, (epoch + 1) / warmup_epochs) if warmup_epochs else float(eps)
-        perm = torch.randperm(len(x), generator=gen)
+        perm = torch.randperm(len(x), generator=gen, device=gen.device).to(x.device)
         for start in range(0, len(x), batch_size):
             idx = perm[start:start + batch_size]
             xb = pgd(model, x[idx], y[idx], e, steps=steps, step_size=step_size, loss="ce") if e > 0 else x[idx]

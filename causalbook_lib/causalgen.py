@@ -241,7 +241,7 @@ class CausalController:
 
 
 def _check_binary(data, d: int, name: str) -> torch.Tensor:
-    x = torch.as_tensor(data).to(torch.float64)
+    x = torch.as_tensor(data, dtype=torch.float64)
     if x.dim() != 2 or x.shape[1] != d:
         raise ValueError(f"{name} must have shape (n, {d}), got {tuple(x.shape)}")
     return check_binary(x, name)

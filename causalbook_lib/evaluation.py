@@ -159,7 +159,7 @@ def randomisation_check(forward_func: nn.Module, explain: Callable, inputs: torc
 
     original = run(forward_func)
     order = list(reversed(range(len(layers))))  # from the output layer down
-    seeds = torch.randint(0, 2**62, (len(order),), generator=gen).tolist()
+    seeds = torch.randint(0, 2**62, (len(order),), generator=gen, device=gen.device).tolist()
     maps = []
     model = copy.deepcopy(forward_func)
     for stage, idx in enumerate(order):

@@ -132,7 +132,7 @@ def train_competing_experts(transformed: torch.Tensor, clean: torch.Tensor, *, n
     g = torch.Generator().manual_seed(seed)
     identity = torch.zeros(n_experts, 3, 3, dtype=xt.dtype, device=xt.device)
     identity[:, 1, 1] = 1.0
-    noise = torch.randn(n_experts, 3, 3, generator=g, dtype=torch.float64).to(xt.dtype)  # the same draws on every device
+    noise = torch.randn(n_experts, 3, 3, generator=g, dtype=torch.float64, device=g.device).to(xt.dtype)  # the same draws on every device
     kernels = (identity + init_noise * noise.to(xt.device))
     kernels.requires_grad_(True)
     biases = torch.zeros(n_experts, dtype=xt.dtype, device=xt.device, requires_grad=True)

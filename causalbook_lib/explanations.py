@@ -261,8 +261,8 @@ def train_explainer(vae: ExplanationVAE, classifier: nn.Module, x, *, lam: float
     start = time.perf_counter() - (hist.seconds[-1] if hist.seconds else 0.0)
     # chapter 13 shows the training step from here (literalinclude marker)
     for step in range(first, first + steps):
-        idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen)
-        noise = torch.randn(batch_size, vae.latent_dim, generator=gen)
+        idx = torch.randint(0, x.shape[0], (batch_size,), generator=gen, device=gen.device)
+        noise = torch.randn(batch_size, vae.latent_dim, generator=gen, device=gen.device)
         data_loss, _ = negative_elbo(vae, x[idx], noise, pixel_weight)
         if vae.n_causal > 0:
             c = infoflow.information_flow_objective(vae.decoder, classifier, vae.n_causal, vae.n_noncausal,
@@ -329,7 +329,7 @@ def resampled_factor_accuracy(vae: ExplanationVAE, classifier: Callable, x, y, *
         mu, _ = vae.encode(x)
         z = mu.expand(d, n, d).clone()
         ks = torch.arange(d)
-        z[ks, :, ks] = torch.randn(d, n, generator=gen).to(z)
+        z[ks, :, ks] = torch.randn(d, n, generator=gen, device=gen.device).to(z)
         pred = classifier(vae.decode(z.reshape(-1, d))).argmax(-1).reshape(d, n)
         per = (pred == y[None, :].to(pred.device)).double().mean(1)
         re = float((classifier(vae.decode(mu)).argmax(-1) == y).double().mean())

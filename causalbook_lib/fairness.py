@@ -18,7 +18,7 @@ __all__ = ["loan_abduct", "loan_counterfactual", "counterfactual_gap"]
 
 
 def _check_loan_features(features) -> torch.Tensor:
-    f = torch.as_tensor(features).to(torch.float64)
+    f = torch.as_tensor(features, dtype=torch.float64)
     if f.dim() != 2 or f.shape[1] != 4:
         raise ValueError(f"features must have shape (n, 4) with columns group, age, education, income; "
                          f"got {tuple(f.shape)}")

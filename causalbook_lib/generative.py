@@ -78,14 +78,14 @@ def class_interventional_means(decoder: Decoder, n_classes: int, n_latent: int, 
         raise ValueError(f"other_classes must be 'sample' or 'enumerate', got {other_classes!r}")
     gen = as_generator(generator)
     eye = torch.eye(n_classes)
-    z = torch.randn(n_classes, n_samples, n_latent, generator=gen)
+    z = torch.randn(n_classes, n_samples, n_latent, generator=gen, device=gen.device)
     k = torch.arange(n_classes).repeat_interleave(n_samples)
     with torch.no_grad():
         theta1 = decoder(z.reshape(-1, n_latent), eye[k])
         _check_decoder_output(theta1, n_classes * n_samples)
         do1 = theta1.double().reshape(n_classes, n_samples, -1).mean(1)
         if other_classes == "sample":
-            j = torch.randint(0, n_classes - 1, (n_classes, n_samples), generator=gen)
+            j = torch.randint(0, n_classes - 1, (n_classes, n_samples), generator=gen, device=gen.device)
             j = j + (j >= torch.arange(n_classes)[:, None]).long()     # skip class k itself
             theta0 = decoder(z.reshape(-1, n_latent), eye[j.reshape(-1)]).double()
             do0 = theta0.reshape(n_classes, n_samples, -1).mean(1)
@@ -175,7 +175,7 @@ def latent_ace(decoder: Decoder, label: int, n_classes: int, n_latent: int, alph
         raise ValueError("alphas must be strictly increasing")
     gen = as_generator(generator)
     n_alpha = alphas.numel()
-    z = torch.randn(n_samples, n_latent, generator=gen)
+    z = torch.randn(n_samples, n_latent, generator=gen, device=gen.device)
     zz = z.expand(n_latent, n_alpha, n_samples, n_latent).clone()
     ks = torch.arange(n_latent)
     zz[ks, :, :, ks] = alphas[None, :, None].expand(n_latent, n_alpha, n_samples)

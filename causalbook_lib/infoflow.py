@@ -497,7 +497,7 @@ def linear_gaussian_information_flow(a, w_alpha, W_beta, gamma: float) -> float:
     if wa.dim() != 2 or wa.shape[0] != n or wa.shape[1] < 1:
         raise ValueError(f"w_alpha must have shape ({n},) or ({n}, K), got {tuple(torch.as_tensor(w_alpha).shape)}")
     if W_beta is None:
-        wb = torch.zeros(n, 0, dtype=torch.float64)
+        wb = torch.zeros(n, 0, dtype=torch.float64, device=a_t.device)
     else:
         wb = as_float_tensor(W_beta, "W_beta")
         if wb.dim() == 1:
@@ -989,10 +989,10 @@ def fit_linear_gaussian_explanation(a, lam: float, gamma: float, *, constrained:
     max_iter = check_positive_int(max_iter, "max_iter")
     gen = as_generator(generator)
     n = a.numel()
-    V = torch.randn(n, n, generator=gen, dtype=torch.float64).requires_grad_()
+    V = torch.randn(n, n, generator=gen, dtype=torch.float64, device=gen.device).requires_grad_()
     scale = math.sqrt(1 - gamma)
     to_W = (lambda V: scale * V / V.norm(dim=0)) if constrained else (lambda V: V)
-    eye = torch.eye(n, dtype=torch.float64)
+    eye = torch.eye(n, dtype=torch.float64, device=gen.device)
     opt = torch.optim.LBFGS([V], max_iter=max_iter, line_search_fn="strong_wolfe",
                             tolerance_grad=1e-12, tolerance_change=1e-14)
 

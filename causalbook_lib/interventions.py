@@ -535,7 +535,7 @@ def interventional_expectation_all(forward_func: Callable, mean, cov, alphas, *,
     output_range = _check_output_range(output_range)
     chunk_size = _check_chunk_size(chunk_size)
     m = alphas.shape[0]
-    idx = torch.arange(k)
+    idx = torch.arange(k, device=mean.device)
     points = mean.expand(k, m, k).clone()
     points[idx, :, idx] = alphas  # points[i, j] = mean with x_i = alphas[j]
     points = points.reshape(k * m, k)
@@ -545,8 +545,9 @@ def interventional_expectation_all(forward_func: Callable, mean, cov, alphas, *,
     if method == "hessian":
         H = _hessians(forward_func, points, chunk_size)  # (P, k, k)
         trace = (H * cov).sum((-2, -1))
-        hs_ii = (H[torch.arange(k * m), feat] * cov[feat]).sum(-1)
-        h_ii = H[torch.arange(k * m), feat, feat]
+        rows = torch.arange(k * m, device=H.device)
+        hs_ii = (H[rows, feat] * cov[feat]).sum(-1)
+        h_ii = H[rows, feat, feat]
         s_ii = cov[feat, feat]
     else:
         dirs, _ = _factor(cov, rank)
@@ -558,7 +559,7 @@ def interventional_expectation_all(forward_func: Callable, mean, cov, alphas, *,
         if method == "hvp":
             he = _hvps(forward_func, points, e, _chunk(k * m, 8 * k, chunk_size))
             hs_ii = (he * s_col).sum(-1)
-            h_ii = he[torch.arange(k * m), feat]
+            h_ii = he[torch.arange(k * m, device=he.device), feat]
         else:
             h_ii = _pointwise_fd(forward_func, points, e, eps)
             hs_ii = 0.25 * (_pointwise_fd(forward_func, points, e + s_col, eps) - _pointwise_fd(forward_func, points, e - s_col, eps))
@@ -669,7 +670,7 @@ def _parse_mlp(model: nn.Module, dtype):
     layers = []  # list of (W, b, activation-derivative function)
     for mod in mods:
         if isinstance(mod, nn.Linear):
-            b = mod.bias if mod.bias is not None else torch.zeros(mod.out_features)
+            b = mod.bias if mod.bias is not None else torch.zeros(mod.out_features, device=mod.weight.device)
             layers.append([mod.weight.detach().to(dtype), b.detach().to(dtype), _identity_d])
         elif type(mod) in MLP_ACTIVATIONS:
             if isinstance(mod, nn.Softplus) and (mod.beta != 1 or mod.threshold < 20):

@@ -144,7 +144,7 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
     torch.set_num_threads(1)  # tiny batches: one thread is fastest and immune to a busy machine
     try:
         for _ in range(epochs):
-            order = torch.randperm(n, generator=gen) if bs < n else torch.arange(n)
+            order = torch.randperm(n, generator=gen, device=gen.device) if bs < n else torch.arange(n, device=gen.device)
             total = 0.0
             for start in range(0, n, bs):
                 idx = order[start:start + bs]
@@ -266,8 +266,8 @@ class StackedMLP(nn.Module):
             g = torch.Generator().manual_seed(s)
             for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
                 bound = 1.0 / math.sqrt(fan_in)
-                weights[layer].append((torch.rand(fan_in, fan_out, generator=g, dtype=torch.float64) * 2 - 1) * bound)
-                biases[layer].append((torch.rand(1, fan_out, generator=g, dtype=torch.float64) * 2 - 1) * bound)
+                weights[layer].append((torch.rand(fan_in, fan_out, generator=g, dtype=torch.float64, device=g.device) * 2 - 1) * bound)
+                biases[layer].append((torch.rand(1, fan_out, generator=g, dtype=torch.float64, device=g.device) * 2 - 1) * bound)
         self.weights = nn.ParameterList([nn.Parameter(torch.stack(w).to(dtype)) for w in weights])
         self.biases = nn.ParameterList([nn.Parameter(torch.stack(b).to(dtype)) for b in biases])
         self.sizes = sizes
@@ -374,7 +374,7 @@ class GaussianGenerativeClassifier(nn.Module):
 
     def log_likelihood(self, x: torch.Tensor) -> torch.Tensor:
         """``log p(x | y)`` for every class: shape (n, C), float64."""
-        x = torch.as_tensor(x).to(torch.float64)
+        x = torch.as_tensor(x, dtype=torch.float64)
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
         diff = x[:, None, :] - self.means[None]                      # (n, C, d)

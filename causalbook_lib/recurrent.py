@@ -178,7 +178,7 @@ def last_step_output(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, *
 
 
 def _minibatches(n: int, batch_size: int, generator: torch.Generator):
-    order = torch.randperm(n, generator=generator)
+    order = torch.randperm(n, generator=generator, device=generator.device)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
@@ -258,7 +258,7 @@ def _check_time(t, name: str, low: int, high: int) -> int:
 
 def _as_interventions(feature, alphas, k: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(features, alphas)`` as (A,) tensors on the device of ``like``, alphas in its accumulation dtype."""
-    a = torch.as_tensor(alphas).to(dtype=accumulation_dtype(like), device=like.device)
+    a = torch.as_tensor(alphas, dtype=accumulation_dtype(like), device=like.device)
     if a.dim() == 0:
         a = a[None]
     if a.dim() != 1 or a.numel() == 0:
@@ -565,7 +565,7 @@ def causal_attribution_map(model: nn.Module, data: torch.Tensor, sequences: torc
     terms = ((torch.stack(out["ace_terms"], 2), torch.stack(out["curve_terms"], 1)) if per_sequence
              else (None, None))
     return AttributionMap(torch.stack(out["ace"], 1), torch.stack(out["ace_mc"], 1), torch.stack(out["baseline"]),
-                          torch.tensor(t_hats), torch.stack(out["grid"]), torch.stack(out["curve"]),
+                          torch.tensor(t_hats, device=data.device), torch.stack(out["grid"]), torch.stack(out["curve"]),
                           torch.stack(out["curve_mc"]), *terms)
 
 
@@ -644,6 +644,6 @@ def lag_tau(model: nn.Module, x: torch.Tensor, t: int, *, rtol: float = 1e-3,
         raise ValueError(f"criterion must be 'det' or 'norm', got {criterion!r}")
     dets = lag_jacobian_determinants(model, x, t, criterion=criterion)
     big = dets > rtol * dets.amax(dim=1, keepdim=True)
-    lags = torch.arange(dets.shape[1])
+    lags = torch.arange(dets.shape[1], device=dets.device)
     tau_x = torch.where(big, lags, torch.full_like(lags, -1)).amax(dim=1).clamp(min=0)
     return float(tau_x.to(accumulation_dtype(tau_x)).mean()), tau_x

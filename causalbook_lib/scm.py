@@ -39,6 +39,11 @@ Mechanism = Callable[[dict, Tensor], Tensor]
 NoiseSampler = Callable[[int, "torch.Generator | None"], Tensor]
 
 
+def _device(generator: "torch.Generator | None"):
+    """Where a sampler draws: on its generator's device (torch's default device without one)."""
+    return None if generator is None else generator.device
+
+
 # ----------------------------------------------------------------------------- noise samplers
 def normal_noise(std: float = 1.0, mean: float = 0.0, dtype: torch.dtype = torch.float64) -> NoiseSampler:
     """A sampler of :math:`u \\sim \\mathcal N(\\text{mean}, \\text{std}^2)`: ``(n, generator) -> (n,)``.
@@ -52,7 +57,7 @@ def normal_noise(std: float = 1.0, mean: float = 0.0, dtype: torch.dtype = torch
         raise ValueError(f"std must be >= 0, got {std}")
 
     def sample(n: int, generator=None) -> Tensor:
-        return mean + std * torch.randn(n, generator=generator, dtype=dtype)
+        return mean + std * torch.randn(n, generator=generator, dtype=dtype, device=_device(generator))
 
     sample.description = f"N({mean:g}, {std:g}^2)"
     return sample
@@ -70,7 +75,7 @@ def uniform_noise(low: float = 0.0, high: float = 1.0, dtype: torch.dtype = torc
         raise ValueError(f"low must be smaller than high, got low={low}, high={high}")
 
     def sample(n: int, generator=None) -> Tensor:
-        return low + (high - low) * torch.rand(n, generator=generator, dtype=dtype)
+        return low + (high - low) * torch.rand(n, generator=generator, dtype=dtype, device=_device(generator))
 
     sample.description = f"U({low:g}, {high:g})"
     return sample
@@ -80,7 +85,7 @@ def no_noise(dtype: torch.dtype = torch.float64) -> NoiseSampler:
     """A degenerate noise, always 0: for deterministic mechanisms (for example hidden neurons)."""
 
     def sample(n: int, generator=None) -> Tensor:
-        return torch.zeros(n, dtype=dtype)
+        return torch.zeros(n, dtype=dtype, device=_device(generator))
 
     sample.description = "0"
     return sample

@@ -44,12 +44,12 @@ def benchmark_network(generator=0, gain: float = 1.0, dtype: torch.dtype = torch
     for a, b in zip(_WIDTHS[:-1], _WIDTHS[1:]):
         lin = nn.Linear(a, b)
         with torch.no_grad():
-            lin.weight.copy_(torch.randn(b, a, generator=g) * gain / math.sqrt(a))
-            lin.bias.copy_(torch.randn(b, generator=g) * 0.1)
+            lin.weight.copy_(torch.randn(b, a, generator=g, device=g.device) * gain / math.sqrt(a))
+            lin.bias.copy_(torch.randn(b, generator=g, device=g.device) * 0.1)
         mods += [lin, nn.Tanh()]
     out = nn.Linear(_WIDTHS[-1], 10)
     with torch.no_grad():
-        out.weight.copy_(torch.randn(10, _WIDTHS[-1], generator=g) / math.sqrt(_WIDTHS[-1]))
+        out.weight.copy_(torch.randn(10, _WIDTHS[-1], generator=g, device=g.device) / math.sqrt(_WIDTHS[-1]))
         out.bias.zero_()
     mods.append(out)
     return nn.Sequential(*mods).to(dtype).eval()

@@ -120,15 +120,15 @@ def simulate_landings(n_normal: int, n_anomalous: int, *, T: int = 48,
     anomalous = torch.arange(n) >= n_normal
 
     def uniform(low, high):
-        return low + (high - low) * torch.rand(n, generator=g, dtype=torch.float64)
+        return low + (high - low) * torch.rand(n, generator=g, dtype=torch.float64, device=g.device)
 
     mu = torch.where(anomalous, uniform(0.25, 0.40), uniform(0.75, 0.95))
-    onset = torch.where(anomalous, torch.randint(34, 39, (n,), generator=g), torch.randint(3, 9, (n,), generator=g))
+    onset = torch.where(anomalous, torch.randint(34, 39, (n,), generator=g, device=g.device), torch.randint(3, 9, (n,), generator=g, device=g.device))
     b_max = torch.where(anomalous, torch.ones(n, dtype=torch.float64), uniform(0.4, 0.6))
-    side = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0).double()
-    v = 70.0 + 2.0 * torch.randn(n, generator=g, dtype=torch.float64)
-    pitch = 4.0 + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
-    noise = torch.randn(T, 4, n, generator=g, dtype=torch.float64)
+    side = torch.where(torch.rand(n, generator=g, device=g.device) < 0.5, -1.0, 1.0).double()
+    v = 70.0 + 2.0 * torch.randn(n, generator=g, dtype=torch.float64, device=g.device)
+    pitch = 4.0 + 0.5 * torch.randn(n, generator=g, dtype=torch.float64, device=g.device)
+    noise = torch.randn(T, 4, n, generator=g, dtype=torch.float64, device=g.device)
     exogenous = {"mu": mu, "onset": onset, "b_max": b_max, "side": side, "v0": v, "pitch0": pitch,
                  "noise": noise.permute(2, 0, 1).contiguous()}
     out = _structural_equations(exogenous, T, None)[0]

@@ -81,9 +81,9 @@ def irm_linear_sem(n: int, noise_stds, *, cause_weights=(1.0, -0.5), effect_mean
     mu = _vector(effect_means, "effect_means")
     generator = as_generator(generator)
     n_env = len(stds)
-    z1 = torch.randn(n_env, n, len(w), generator=generator, dtype=torch.float64)
-    u = torch.rand(n_env, n, generator=generator, dtype=torch.float64)
+    z1 = torch.randn(n_env, n, len(w), generator=generator, dtype=torch.float64, device=generator.device)
+    u = torch.rand(n_env, n, generator=generator, dtype=torch.float64, device=generator.device)
     y = (u < torch.sigmoid(z1 @ w)).to(torch.float64)  # the same as 1[w'z1 + logistic noise > 0]
-    n2 = torch.randn(n_env, n, len(mu), generator=generator, dtype=torch.float64)
+    n2 = torch.randn(n_env, n, len(mu), generator=generator, dtype=torch.float64, device=generator.device)
     z2 = (2 * y - 1).unsqueeze(-1) * mu + stds[:, None, None] * n2
     return torch.cat([z1, z2], dim=-1), y

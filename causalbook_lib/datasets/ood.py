@@ -272,12 +272,12 @@ def coloured_digits(colour_flips=(0.1, 0.2, 0.9), *, label_noise: float = 0.25, 
     g = as_generator(generator)
     images, digits = _load_digits_array()
     n_total = len(digits)
-    order = torch.randperm(n_total, generator=g)
+    order = torch.randperm(n_total, generator=g, device=g.device)
     x_all = torch.as_tensor(images, dtype=torch.float64)[order].reshape(n_total, 8, 8)
     d_all = torch.as_tensor(digits)[order]
     shape_label = (d_all >= 5).to(torch.float64)
-    label = torch.logical_xor(shape_label.bool(), torch.rand(n_total, generator=g, dtype=torch.float64) < noise)
-    u_colour = torch.rand(n_total, generator=g, dtype=torch.float64)
+    label = torch.logical_xor(shape_label.bool(), torch.rand(n_total, generator=g, dtype=torch.float64, device=g.device) < noise)
+    u_colour = torch.rand(n_total, generator=g, dtype=torch.float64, device=g.device)
     envs = []
     for idx, e in zip(torch.tensor_split(torch.arange(n_total), len(flips)), flips):
         y = label[idx]
@@ -340,7 +340,7 @@ def transform_digits(x: torch.Tensor, index: torch.Tensor, *, noise_std: float =
     s = check_number(noise_std, "noise_std", positive=True)
     g = as_generator(generator)
     img = x.reshape(-1, 8, 8)
-    noisy = (img + s * torch.randn(img.shape, generator=g, dtype=torch.float64).to(img.dtype)).clamp(0, 1)
+    noisy = (img + s * torch.randn(img.shape, generator=g, dtype=torch.float64, device=g.device).to(img.dtype)).clamp(0, 1)
     candidates = torch.stack([_shift(img, 0, 1), _shift(img, 1, 0), noisy, 1 - img])  # (T, n, 8, 8)
     out = candidates[index, torch.arange(len(img))]
     return out.reshape(x.shape)
@@ -385,14 +385,14 @@ def transformed_digits(*, clean_fraction: float = 0.5, noise_std: float = 0.25, 
         raise ValueError(f"clean_fraction must lie strictly between 0 and 1, got {frac}")
     g = as_generator(generator)
     images, _ = _load_digits_array()
-    x = torch.as_tensor(images, dtype=dtype)[torch.randperm(len(images), generator=g)]
+    x = torch.as_tensor(images, dtype=dtype)[torch.randperm(len(images), generator=g, device=g.device)]
     n_clean = int(round(frac * len(x)))
     if not 0 < n_clean < len(x):
         raise ValueError(f"clean_fraction {frac} leaves an empty set")
     clean, rest = x[:n_clean], x[n_clean:]
-    index = torch.randint(len(DIGIT_TRANSFORMS), (len(rest),), generator=g)
+    index = torch.randint(len(DIGIT_TRANSFORMS), (len(rest),), generator=g, device=g.device)
     transformed = transform_digits(rest, index, noise_std=noise_std,
-                                   generator=int(torch.randint(2**31, (1,), generator=g)))
+                                   generator=int(torch.randint(2**31, (1,), generator=g, device=g.device)))
     return TransformedDigits(clean, transformed, rest, index)
 
 
@@ -493,7 +493,7 @@ def expert_digit_splits(*, train_classes=(0, 1, 2, 3, 4), fractions=(0.4, 0.3, 0
         raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}")
     g = as_generator(generator)
     images, labels = _load_digits_array()
-    perm = torch.randperm(len(images), generator=g)
+    perm = torch.randperm(len(images), generator=g, device=g.device)
     x, y = torch.as_tensor(images, dtype=dtype)[perm], torch.as_tensor(labels)[perm]
     inside = torch.isin(y, torch.tensor(classes))
     x_in, y_in, x_out, y_out = x[inside], y[inside], x[~inside], y[~inside]
@@ -503,8 +503,8 @@ def expert_digit_splits(*, train_classes=(0, 1, 2, 3, 4), fractions=(0.4, 0.3, 0
         raise ValueError("the fractions leave one of the splits empty")
 
     def transformed_set(xs, ys):
-        index = torch.randint(len(DIGIT_TRANSFORMS), (len(xs),), generator=g)
-        noise_seed = int(torch.randint(2**31, (1,), generator=g))
+        index = torch.randint(len(DIGIT_TRANSFORMS), (len(xs),), generator=g, device=g.device)
+        noise_seed = int(torch.randint(2**31, (1,), generator=g, device=g.device))
         return TransformedSet(transform_digits(xs, index, noise_std=s, generator=noise_seed), xs, index, ys)
 
     train = transformed_set(x_in[:n_train], y_in[:n_train])

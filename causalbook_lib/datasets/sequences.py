@@ -81,9 +81,9 @@ def make_sign_sequences(n: int, *, T: int = 10, extra: int = 5, n_relevant: int 
         raise ValueError(f"std must be a positive number (a standard deviation), got {std!r}")
     g = as_generator(generator)
     t_max = T + extra
-    lengths = torch.randint(T, t_max + 1, (n,), generator=g)
-    y = (torch.rand(n, generator=g) < 0.5).to(dtype)
-    x = std * torch.randn(n, t_max, generator=g, dtype=torch.float64)
+    lengths = torch.randint(T, t_max + 1, (n,), generator=g, device=g.device)
+    y = (torch.rand(n, generator=g, device=g.device) < 0.5).to(dtype)
+    x = std * torch.randn(n, t_max, generator=g, dtype=torch.float64, device=g.device)
     x[:, :n_relevant] += (2.0 * y.double() - 1.0)[:, None] * mean
     x[torch.arange(t_max)[None, :] >= lengths[:, None]] = 0.0
     return SignSequences(x.to(dtype).unsqueeze(-1), lengths, y)
@@ -117,7 +117,7 @@ def impute_step(x: torch.Tensor, lengths: torch.Tensor, step: int, *, mean: floa
         raise ValueError(f"std must be a positive number, got {std!r}")
     g = as_generator(generator)
     out = x.clone()
-    out[:, step, 0] = (mean + std * torch.randn(x.shape[0], generator=g, dtype=torch.float64)).to(x.dtype)
+    out[:, step, 0] = (mean + std * torch.randn(x.shape[0], generator=g, dtype=torch.float64, device=g.device)).to(x.dtype)
     return out
 
 
@@ -164,8 +164,8 @@ def make_two_oscillators(n: int, T: int = 40, *, periods: tuple[float, float] = 
     omega = torch.tensor([2 * math.pi / periods[0], 2 * math.pi / periods[1]], dtype=torch.float64)
     c, s = torch.cos(omega), torch.sin(omega)
     rot = damping * torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # (2, 2, 2)
-    z = torch.randn(n, 2, 2, generator=g, dtype=torch.float64) * (noise / math.sqrt(1 - damping ** 2))
-    eps = noise * torch.randn(T - 1, n, 2, 2, generator=g, dtype=torch.float64)
+    z = torch.randn(n, 2, 2, generator=g, dtype=torch.float64, device=g.device) * (noise / math.sqrt(1 - damping ** 2))
+    eps = noise * torch.randn(T - 1, n, 2, 2, generator=g, dtype=torch.float64, device=g.device)
     out = [z]
     for t in range(T - 1):
         z = torch.einsum("pij,npj->npi", rot, z) + eps[t]

@@ -150,8 +150,8 @@ def render_faces(attributes, generator=None, noise_std: float = 0.1,
     img = face_images(a, entangled=entangled)
     n = a.shape[0]
     gen = as_generator(generator)
-    intensity = 0.8 + 0.2 * torch.rand(n, 1, generator=gen, dtype=torch.float64)
-    noise = noise_std * torch.randn(n, FACE_SIZE * FACE_SIZE, generator=gen, dtype=torch.float64)
+    intensity = 0.8 + 0.2 * torch.rand(n, 1, generator=gen, dtype=torch.float64, device=gen.device)
+    noise = noise_std * torch.randn(n, FACE_SIZE * FACE_SIZE, generator=gen, dtype=torch.float64, device=gen.device)
     return (intensity * img + noise).to(dtype)
 
 
@@ -171,7 +171,7 @@ def judge_face_attributes(images, threshold: float = 0.5) -> torch.Tensor:
     Raises:
         ValueError: wrong shape, non-finite pixels, or a threshold outside (0, 1).
     """
-    x = torch.as_tensor(images).to(torch.float64)
+    x = torch.as_tensor(images, dtype=torch.float64)
     if x.dim() != 2 or x.shape[1] != FACE_SIZE * FACE_SIZE:
         raise ValueError(f"images must have shape (n, {FACE_SIZE * FACE_SIZE}), got {tuple(x.shape)}")
     if not bool(torch.isfinite(x).all()):
@@ -267,7 +267,7 @@ def _check_loan_parameters(params: LoanSCMParameters | None) -> LoanSCMParameter
 
 def _logistic_noise(n: int, generator: torch.Generator) -> torch.Tensor:
     """Standard logistic draws, log(V) - log(1 - V) for uniform V (kept away from 0 and 1)."""
-    uni = torch.rand(n, generator=generator, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+    uni = torch.rand(n, generator=generator, dtype=torch.float64, device=generator.device).clamp(1e-12, 1 - 1e-12)
     return torch.log(uni) - torch.log1p(-uni)
 
 

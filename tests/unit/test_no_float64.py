@@ -7,11 +7,11 @@ The estimators that people call on their own models must then run on a float32 m
 inputs without ever making a float64 tensor, and agree with their float64 results (computed
 normally, outside the simulation) to float32 accuracy.
 
-The tests can fail: on the library before the fallback, 11 of the 19 failed (the rest, such as
+The tests can fail: on the library before the fallback, 12 of the 20 failed (the rest, such as
 gradients, Integrated Gradients and Shapley values, already kept a float32 model in float32). Most
-failed before the simulation started: `ace_map`, `local_ace`, `CausalACE` and `taylor_expectation`
-turned float32 data into float64 and so could not run a float32 model at all, even on the CPU; the
-references here run such a model outside the simulation.
+failed before the simulation started: `ace_map`, `local_ace`, `CausalACE`, `taylor_expectation`
+and the attacks turned float32 data into float64, and so could not run a float32 model at all,
+even on the CPU; the references here run such a model outside the simulation.
 """
 from __future__ import annotations
 
@@ -222,3 +222,22 @@ def test_recurrent_estimators(no_float64):
     lengths = torch.full((5,), 6)
     _close(no_float64(cb.recurrent.last_step_output, model, data[:5], lengths),
            cb.recurrent.last_step_output(model, data[:5], lengths))
+
+
+# --- attacks -----------------------------------------------------------------------------------
+
+def test_attacks_on_a_float32_model(no_float64):
+    net = _mlp(k=5, out=3)
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.rand(16, 5, generator=g), torch.randint(0, 3, (16,), generator=g)
+    clean = cb.attacks.margin_loss(net(x), y)
+    for attack in (cb.attacks.fgsm, lambda *a: cb.attacks.pgd(*a, steps=5, restarts=2, generator=0)):
+        ref = attack(net, x, y, 0.1)
+        got = no_float64(attack, net, x, y, 0.1)
+        assert got.dtype == ref.dtype == torch.float32
+        assert float((got - x).abs().max()) <= 0.1 + 1e-6 and 0 <= float(got.min()) and float(got.max()) <= 1
+        # the attack is the same up to float32 round-off in the loss: the margins it reaches agree
+        _close(cb.attacks.margin_loss(net(got), y), cb.attacks.margin_loss(net(ref), y), rtol=1e-3, atol=1e-4)
+        assert bool((cb.attacks.margin_loss(net(got), y) >= clean - 1e-5).all())
+    sizes, _ = no_float64(cb.attacks.minimal_perturbation, net, x[:4], y[:4], steps=5, bisections=4)
+    assert sizes.dtype == torch.float32
