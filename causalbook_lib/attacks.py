@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .models import accuracy, make_mlp
-from .utils import accumulation_dtype, as_generator, check_features_labels, check_number, check_positive_int, seeded_init
+from .utils import accumulation_dtype, as_generator, parameter_dtype, check_features_labels, check_number, check_positive_int, seeded_init
 
 __all__ = [
     "margin_loss",
@@ -55,11 +55,7 @@ def _loss(model, x, y, loss: str, dtype) -> torch.Tensor:
 def _compute_dtype(forward_func, x: torch.Tensor) -> torch.dtype:
     """The dtype an attack runs in: that of ``forward_func``'s first floating parameter when it is a
     module, else the accumulation dtype of ``x``'s device (float64; float32 on MPS)."""
-    if isinstance(forward_func, nn.Module):
-        for p in forward_func.parameters():
-            if p.is_floating_point():
-                return p.dtype
-    return accumulation_dtype(x)
+    return parameter_dtype(forward_func, accumulation_dtype(x))
 
 
 def _check_attack(forward_func, x, y, eps, loss: str, norm: str | None = None):

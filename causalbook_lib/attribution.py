@@ -40,7 +40,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="IProgress not found")
     from captum.attr import Attribution
 
-from .utils import accumulation_dtype, as_float_tensor, as_floating, check_finite, check_positive_int
+from .utils import accumulation_dtype, as_float_tensor, as_floating, parameter_dtype, check_finite, check_positive_int
 
 __all__ = ["check_output_function", "gradients", "integrated_gradients", "IG_METHODS", "AceMap",
            "uniform_doer_average", "ace_map", "local_ace", "CausalACE", "ablate_channels"]
@@ -203,6 +203,15 @@ def _expectation(f, feature, alphas, *, mean, cov, data, method, output_range=No
                                                     output_range=output_range, chunk_size=chunk_size)
 
 
+def _in_model_dtype(forward_func, *tensors):
+    """``tensors`` (None stays None) in the dtype of ``forward_func``'s parameters when it is a module;
+    unchanged for a plain callable, whose model the library cannot see."""
+    dt = parameter_dtype(forward_func)
+    if dt is None:
+        return tensors
+    return tuple(None if t is None else as_floating(t, "data").to(dt) for t in tensors)
+
+
 def _moments(data, mean, cov, method):
     if method == "mc":
         if data is None:
@@ -275,6 +284,7 @@ def ace_map(forward_func: Callable, low, high, *, num: int = 100, data=None, mea
         ValueError: bad bounds, ``num < 2``, missing data/moments, or any error of the engine.
     """
     num = check_positive_int(num, "num", minimum=2)
+    data, mean, cov = _in_model_dtype(forward_func, data, mean, cov)
     forward_func = _select_target(forward_func, target)
     d, mean, cov, k = _moments(data, mean, cov, method)
     like = d if d is not None else mean
@@ -313,6 +323,7 @@ def local_ace(forward_func: Callable, x, low, high, *, num: int = 100, data=None
         (n, k) (or (k,)) tensor of local ACE values.
     """
     xb, single = _as_batch(x, "x")
+    data, mean, cov = _in_model_dtype(forward_func, data, mean, cov)
     forward_func = _select_target(forward_func, target)
     grid = ace_map(forward_func, low, high, num=num, data=data, mean=mean, cov=cov, method=method,
                    output_range=output_range, chunk_size=chunk_size)
@@ -457,6 +468,7 @@ class CausalACE(Attribution):
         if isinstance(target, torch.Tensor):
             target = int(target)
         low, high = _range_from_data(low, high, data)
+        data, mean, cov = _in_model_dtype(self.forward_func, data, mean, cov)
         return ace_map(_target_output(self.forward_func, target), low, high, num=num, data=data, mean=mean, cov=cov,
                        method=method, output_range=output_range, chunk_size=chunk_size)
 

@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 from .models import eval_mode
-from .utils import accumulation_dtype, as_float_tensor, as_floating, as_generator, check_positive_int
+from .utils import accumulation_dtype, as_float_tensor, as_floating, as_generator, parameter_dtype, check_positive_int
 
 __all__ = [
     "plugin_information_flow",
@@ -113,14 +113,7 @@ def binary_entropy(p) -> torch.Tensor:
 
 def _latent_dtype(decoder) -> torch.dtype:
     """The floating dtype of the decoder's first parameter, or float64 for parameter-free callables."""
-    if isinstance(decoder, nn.Module):
-        for p in decoder.parameters():
-            if p.is_floating_point():
-                return p.dtype
-        for b in decoder.buffers():
-            if b.is_floating_point():
-                return b.dtype
-    return torch.float64
+    return parameter_dtype(decoder, torch.float64)
 
 
 def _latent_generator(generator, decoder) -> torch.Generator:

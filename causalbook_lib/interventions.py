@@ -115,7 +115,14 @@ def _evaluate_f(f: Callable, x: torch.Tensor, name: str = "f") -> torch.Tensor:
     """Call ``f`` on a batch ``x`` of shape (n, k) and check that it returns shape (n,)."""
     if not callable(f):
         raise ValueError(f"{name} must be a callable mapping (..., k) to (...), got {type(f).__name__}")
-    out = f(x)
+    try:
+        out = f(x)
+    except RuntimeError as exc:
+        if "type" not in str(exc):
+            raise
+        raise ValueError(f"{name} failed on inputs of dtype {x.dtype} ({exc}). The inputs are computed in "
+                         f"the dtype of the data or moments given; pass them in the model's dtype "
+                         f"(e.g. data.double() for a float64 model, data.float() for a float32 one)") from exc
     if not torch.is_tensor(out) or tuple(out.shape) != tuple(x.shape[:-1]):
         shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
         raise ValueError(f"{name} must map inputs of shape (..., k) to one scalar per row, shape (...); "

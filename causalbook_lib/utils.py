@@ -40,6 +40,7 @@ __all__ = [
     "default_device",
     "has_float64",
     "accumulation_dtype",
+    "parameter_dtype",
     "as_generator",
     "seed_from",
     "seeded_init",
@@ -179,6 +180,20 @@ def accumulation_dtype(where=None) -> torch.dtype:
         total = values.to(cb.utils.accumulation_dtype(values)).sum()
     """
     return torch.float64 if has_float64(where) else torch.float32
+
+
+def parameter_dtype(model, default: torch.dtype | None = None) -> torch.dtype | None:
+    """The floating dtype of ``model``'s first floating parameter (or buffer) when ``model`` is an
+    ``nn.Module`` that has one, else ``default``: the dtype a function computes in when the model it
+    is given is visible to it (a plain callable such as ``lambda x: net(x)[:, 0]`` is not)."""
+    if isinstance(model, torch.nn.Module):
+        for t in model.parameters():
+            if t.is_floating_point():
+                return t.dtype
+        for t in model.buffers():
+            if t.is_floating_point():
+                return t.dtype
+    return default
 
 
 def as_generator(generator=None, device=None) -> torch.Generator:

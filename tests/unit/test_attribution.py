@@ -313,6 +313,25 @@ def test_gradients_and_ig_compute_in_the_dtype_of_the_inputs():
         torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-5)
 
 
+
+def test_causal_attributions_compute_in_the_models_dtype():
+    """The model's dtype wins where the library sees the model (a module): float64 data with a float32
+    network, and float32 data with a float64 one, both run, and agree with each other to float32
+    precision. Behind a plain callable the model is invisible, and a mismatch says what to do."""
+    torch.manual_seed(0)
+    net32 = cb.models.make_mlp([4, 8, 3], "tanh").eval().requires_grad_(False)
+    net64 = copy.deepcopy(net32).double()
+    data64 = torch.rand(40, 4, dtype=torch.float64)
+    kw = dict(low=0.0, high=1.0, num=5, method="mc")
+    a32 = A.ace_map(net32, data=data64, target=1, **kw)            # float64 data, float32 model
+    a64 = A.ace_map(net64, data=data64.float(), target=1, **kw)    # float32 data, float64 model
+    torch.testing.assert_close(a32.ace.double(), a64.ace.double(), rtol=1e-4, atol=1e-6)
+    g32 = A.CausalACE(net32).global_ace(target=1, data=data64, **kw)
+    torch.testing.assert_close(g32.ace.double(), a64.ace.double(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match=r"failed on inputs of dtype torch.float64.*pass them in the model's dtype"):
+        A.ace_map(lambda v: net32(v)[:, 1], data=data64, **kw)
+
+
 def test_integrated_gradients_takes_sequences_and_images():
     """(n, T, d) and (n, C, H, W) inputs: for f(x) = sum x^2 from a zero baseline IG is exactly x^2
     (Gauss-Legendre is exact for the linear path integrand), the gap is zero, and the result is
