@@ -38,6 +38,7 @@ __all__ = [
     "seed_everything",
     "glue",
     "default_device",
+    "NO_FLOAT64_DEVICE_TYPES",
     "has_float64",
     "accumulation_dtype",
     "parameter_dtype",
