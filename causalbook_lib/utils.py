@@ -144,7 +144,7 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-#: Device types that have no float64 (Apple's MPS): :func:`accumulation_dtype` is float32 there.
+#: Device types without float64 (Apple's MPS); accumulation_dtype is float32 on them.
 NO_FLOAT64_DEVICE_TYPES = frozenset({"mps"})
 
 
