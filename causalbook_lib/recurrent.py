@@ -32,7 +32,7 @@ from torch import nn
 
 from .attribution import uniform_doer_average
 from .interventions import taylor_expectation
-from .utils import accumulation_dtype, as_generator, check_finite, check_positive_int
+from .utils import accumulation_dtype, as_generator, parameter_dtype, check_finite, check_positive_int
 
 __all__ = [
     "RecurrentRegressor",
@@ -283,9 +283,13 @@ def float64_copy(model: nn.Module) -> nn.Module:
     Every estimate of this module runs on such a copy, so float32 training never leaks into the
     numerics of Eq. 4 or of the lag determinants.
     """
+    return _frozen_copy(model, torch.float64)
+
+
+def _frozen_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    m = copy.deepcopy(model).double()
+    m = copy.deepcopy(model).to(dtype)
     m.eval()
     for p in m.parameters():
         p.requires_grad_(False)
@@ -295,16 +299,7 @@ def float64_copy(model: nn.Module) -> nn.Module:
 def _estimation_copy(model: nn.Module) -> nn.Module:
     """:func:`float64_copy`, or a float32 copy on a device without float64 (MPS): the copy every
     estimate of this module runs on (:func:`causalbook_lib.utils.accumulation_dtype`)."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    dtype = accumulation_dtype(model)
-    if dtype == torch.float64:
-        return float64_copy(model)
-    m = copy.deepcopy(model).to(dtype)
-    m.eval()
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return m
+    return _frozen_copy(model, accumulation_dtype(model))
 
 
 def rollout_with_feedback(model: nn.Module, data: torch.Tensor, *, t_hat: int, feature, alphas, t: int,
@@ -339,7 +334,7 @@ def rollout_with_feedback(model: nn.Module, data: torch.Tensor, *, t_hat: int, f
     t_hat = _check_time(t_hat, "t_hat", 0, T - 1)
     t = _check_time(t, "t", t_hat, 10**9 if feedback else T - 1)
     m = _estimation_copy(model)
-    dt = next(m.parameters()).dtype if any(True for _ in m.parameters()) else accumulation_dtype(data)
+    dt = parameter_dtype(m, accumulation_dtype(data))
     feats, a = _as_interventions(feature, alphas, k, data)
     A = a.numel()
     with torch.no_grad():
